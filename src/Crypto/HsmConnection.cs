@@ -1,0 +1,606 @@
+using System.Collections.Concurrent;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+
+namespace DevRift.Hsm.Crypto;
+
+/// <summary>
+/// The process's connection to one token: a logged-in main session kept for the process lifetime, a bounded
+/// pool of operation sessions (never two operations on one session), the key ring found by label, and a
+/// long-lived session that owns the unwrapped-seed objects. When the token goes away the connection reports
+/// <see cref="HsmUnavailableException"/> and reconnects by itself, at most once per
+/// <see cref="HsmOptions.ReconnectInterval"/>, once it is back.
+/// </summary>
+public sealed class HsmConnection : IDisposable
+{
+    private readonly HsmOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Pkcs11Module _module;
+    private readonly string _pin;
+    private readonly SemaphoreSlim _poolSlots;
+    private readonly ConcurrentBag<PooledSession> _idle = new();
+    private readonly Lock _connectLock = new();
+    private volatile TokenState? _state;
+    private long _nextAttemptTicks;
+    private long _nextStoreCheck;
+    private string? _storePath;
+    private volatile bool _storeLost;
+    private int _generation;
+    private bool _disposed;
+
+    private HsmConnection(HsmOptions options, TimeProvider time, Pkcs11Module module, string pin)
+    {
+        _options = options;
+        _time = time;
+        _module = module;
+        _pin = pin;
+        _poolSlots = new SemaphoreSlim(options.SessionPoolSize, options.SessionPoolSize);
+        WrapMechanism = ParseWrapMechanism(options.WrapMechanism);
+        SeedHandles = new SeedHandleCache(options.SeedHandleCacheSize);
+    }
+
+    /// <summary>Raised (outside any lock) when the connection goes down or comes back; for logs and metrics.</summary>
+    public event EventHandler<HsmStateChangedEventArgs>? StateChanged;
+
+    /// <summary>True while the token answers.</summary>
+    public bool IsAvailable => _state is not null;
+
+    /// <summary>The token label this connection serves.</summary>
+    public string TokenLabel => _options.TokenLabel;
+
+    internal CKM WrapMechanism { get; }
+
+    internal SeedHandleCache SeedHandles { get; }
+
+    internal static Pkcs11InteropFactories Factories => Pkcs11Module.Factories;
+
+    /// <summary>
+    /// Loads the module (once per process), finds the token by label and logs in. A missing module, a missing
+    /// token or a wrong PIN throws <see cref="HsmConfigurationException"/> with a one-line reason.
+    /// </summary>
+    public static HsmConnection Open(HsmOptions options, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var module = Pkcs11Module.Get(options.ModulePath, options.SoftHsmConfig);
+        var connection = new HsmConnection(options, time ?? TimeProvider.System, module, options.ResolvePin());
+        connection._state = connection.Connect(startup: true);
+        return connection;
+    }
+
+    /// <summary>The versions of each purpose's key present on the token (empty before <c>init</c>).</summary>
+    public IReadOnlyDictionary<KeyPurpose, IReadOnlyList<int>> KeyVersions()
+    {
+        var keys = Execute(static ctx => ctx.Keys);
+        return KeyLabels.All.ToDictionary(p => p, p => (IReadOnlyList<int>)keys.Versions(p));
+    }
+
+    /// <summary>True when an HSM operation succeeds now (a one-byte <c>C_GenerateRandom</c>).</summary>
+    public bool Probe()
+    {
+        try
+        {
+            Execute(static ctx => ctx.Session.GenerateRandom(1));
+            return true;
+        }
+        catch (HsmException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Runs one PKCS#11 operation on a pooled session. Session loss or device errors close the pool, reconnect
+    /// and retry once; if the token still cannot serve, throws <see cref="HsmUnavailableException"/>.
+    /// </summary>
+    internal T Execute<T>(Func<HsmContext, T> operation)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        for (var attempt = 0; ; attempt++)
+        {
+            var state = EnsureConnected();
+            if (!_poolSlots.Wait(TimeSpan.FromSeconds(30)))
+            {
+                throw new HsmUnavailableException("no HSM session became free within 30 s");
+            }
+
+            PooledSession? pooled = null;
+            var broken = false;
+            _module.EnterOperation();
+            try
+            {
+                pooled = Lease(state);
+                return operation(new HsmContext(this, pooled.Session, state));
+            }
+            catch (Pkcs11Exception e) when (IsConnectionLoss(e.RV))
+            {
+                broken = true;
+                MarkDown(state, e.RV.ToString());
+                if (attempt > 0)
+                {
+                    throw new HsmUnavailableException($"HSM unavailable ({e.RV})", e);
+                }
+            }
+            catch (Pkcs11Exception e)
+            {
+                throw Classify(e);
+            }
+            catch (ObjectDisposedException e) when (state.Epoch != _module.Epoch)
+            {
+                // Another connection re-initialised the module under us: our sessions are gone.
+                broken = true;
+                MarkDown(state, "module re-initialised");
+                if (attempt > 0)
+                {
+                    throw new HsmUnavailableException("HSM unavailable (module re-initialised)", e);
+                }
+            }
+            finally
+            {
+                if (pooled is not null)
+                {
+                    Return(pooled, broken || pooled.Generation != state.Generation);
+                }
+
+                _module.ExitOperation();
+                _poolSlots.Release();
+            }
+        }
+    }
+
+    /// <summary>Runs an operation on the session that owns unwrapped-seed objects, one at a time.</summary>
+    internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        for (var attempt = 0; ; attempt++)
+        {
+            var state = EnsureConnected();
+            _module.EnterOperation();
+            try
+            {
+                lock (state.CacheSessionLock)
+                {
+                    return operation(new HsmContext(this, state.CacheSession, state));
+                }
+            }
+            catch (Pkcs11Exception e) when (IsConnectionLoss(e.RV))
+            {
+                MarkDown(state, e.RV.ToString());
+                if (attempt > 0)
+                {
+                    throw new HsmUnavailableException($"HSM unavailable ({e.RV})", e);
+                }
+            }
+            catch (Pkcs11Exception e)
+            {
+                throw Classify(e);
+            }
+            finally
+            {
+                _module.ExitOperation();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates whichever purposes have no key yet, as version 1, generated inside the HSM as token objects:
+    /// sensitive, never extractable, usable only for their purpose. Returns the labels created (none on a
+    /// second run).
+    /// </summary>
+    public IReadOnlyList<string> InitializeKeys()
+    {
+        var created = new List<string>();
+        Execute(ctx =>
+        {
+            foreach (var purpose in KeyLabels.All)
+            {
+                if (ctx.Keys.Versions(purpose).Count == 0)
+                {
+                    var label = KeyLabels.Label(purpose, 1);
+                    KeyGenerator.Generate(ctx.Session, purpose, label);
+                    created.Add(label);
+                }
+            }
+
+            return 0;
+        });
+        if (created.Count > 0)
+        {
+            ReloadKeys();
+        }
+
+        return created;
+    }
+
+    /// <summary>Creates version N+1 of a purpose's key; new data uses it from now on. Returns its label.</summary>
+    public string RotateKey(KeyPurpose purpose)
+    {
+        var label = Execute(ctx =>
+        {
+            var versions = ctx.Keys.Versions(purpose);
+            var next = versions.Count == 0 ? 1 : versions[^1] + 1;
+            var l = KeyLabels.Label(purpose, next);
+            KeyGenerator.Generate(ctx.Session, purpose, l);
+            return l;
+        });
+        ReloadKeys();
+        return label;
+    }
+
+    /// <summary>Re-reads the key objects from the token (after <c>init</c>, rotation, or another node's rotation).</summary>
+    public void ReloadKeys() => Execute(ctx =>
+    {
+        ctx.State.Keys = KeyRing.Load(ctx.Session);
+        return 0;
+    });
+
+    /// <summary>Test hook: <c>C_CloseAllSessions</c> on the token, as a device reset or another component would.</summary>
+    internal void CloseAllSessionsForTesting() => _state?.Slot.CloseAllSessions();
+
+    /// <summary>Closes every session and logs out. The module stays loaded for the process.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        lock (_connectLock)
+        {
+            var state = _state;
+            _state = null;
+            if (state is not null)
+            {
+                CloseState(state);
+            }
+
+            while (_idle.TryTake(out var s))
+            {
+                SafeClose(s.Session);
+            }
+        }
+
+        _poolSlots.Dispose();
+    }
+
+    private TokenState EnsureConnected()
+    {
+        var state = _state;
+        if (state is not null && state.Epoch == _module.Epoch && StorePresent())
+        {
+            return state;
+        }
+
+        lock (_connectLock)
+        {
+            state = _state;
+            if (state is not null && state.Epoch != _module.Epoch)
+            {
+                CloseState(state);
+                _state = state = null;
+            }
+
+            if (state is not null)
+            {
+                return state;
+            }
+
+            if (state is not null)
+            {
+                // The token's store vanished under a module that serves from memory.
+                _state = null;
+                CloseState(state);
+                state = null;
+                _storeLost = true;
+            }
+
+            var now = _time.GetUtcNow().UtcTicks;
+            if (now < Interlocked.Read(ref _nextAttemptTicks))
+            {
+                throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is unavailable");
+            }
+
+            Interlocked.Exchange(ref _nextAttemptTicks, now + _options.ReconnectInterval.Ticks);
+            try
+            {
+                state = Connect(startup: false);
+            }
+            catch (HsmException e)
+            {
+                throw e as HsmUnavailableException ?? new HsmUnavailableException(e.Message, e);
+            }
+
+            _state = state;
+        }
+
+        StateChanged?.Invoke(this, new HsmStateChangedEventArgs(true, "reconnected"));
+        return state;
+    }
+
+    private TokenState Connect(bool startup)
+    {
+        if (!startup && _storePath is not null && !Directory.Exists(_storePath))
+        {
+            throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' store is missing");
+        }
+
+        if (_storeLost)
+        {
+            // The module kept serving from memory while its store was gone; start again from what is on disk.
+            _module.Reinitialize(_module.Epoch);
+            _storeLost = false;
+        }
+
+        var epoch = _module.Epoch;
+        var slot = FindSlot();
+        if (slot is null && !startup)
+        {
+            // Some modules (SoftHSM2 among them) only see a token that came back after C_Initialize.
+            _module.Reinitialize(epoch);
+            epoch = _module.Epoch;
+            slot = FindSlot();
+        }
+
+        if (slot is null)
+        {
+            throw startup
+                ? new HsmConfigurationException($"no HSM token labelled '{_options.TokenLabel}' in module '{_options.ModulePath}'")
+                : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is not present");
+        }
+
+        ISession? main = null;
+        ISession? cache = null;
+        try
+        {
+            main = slot.OpenSession(SessionType.ReadWrite);
+            try
+            {
+                main.Login(CKU.CKU_USER, _pin);
+            }
+            catch (Pkcs11Exception e) when (e.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
+            {
+                // Login state is per application and token: another session already holds it.
+            }
+
+            cache = slot.OpenSession(SessionType.ReadWrite);
+            var keys = KeyRing.Load(main);
+            _storePath ??= SoftHsmStore.TokenDirectory(_options.SoftHsmConfig, slot.GetTokenInfo().SerialNumber);
+            var generation = Interlocked.Increment(ref _generation);
+            return new TokenState(slot, main, cache, keys, generation, epoch);
+        }
+        catch (Pkcs11Exception e)
+        {
+            SafeClose(cache);
+            SafeClose(main);
+            if (e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED or CKR.CKR_PIN_INVALID or CKR.CKR_PIN_LEN_RANGE)
+            {
+                throw new HsmConfigurationException($"HSM login to token '{_options.TokenLabel}' refused: {e.RV}", e);
+            }
+
+            throw startup
+                ? new HsmConfigurationException($"HSM token '{_options.TokenLabel}' could not be opened: {e.RV}", e)
+                : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' could not be opened: {e.RV}", e);
+        }
+    }
+
+    /// <summary>
+    /// SoftHSM2 keeps serving a token from memory after its files are gone (and silently loses writes), so for
+    /// it the token directory's presence is checked, at most every 250 ms. Other modules report loss themselves.
+    /// </summary>
+    private bool StorePresent()
+    {
+        if (_storePath is null)
+        {
+            return true;
+        }
+
+        var now = _time.GetTimestamp();
+        if (now < Interlocked.Read(ref _nextStoreCheck))
+        {
+            return true;
+        }
+
+        var present = Directory.Exists(_storePath);
+        if (present)
+        {
+            Interlocked.Exchange(ref _nextStoreCheck, now + (_time.TimestampFrequency / 4));
+        }
+        else
+        {
+            ThreadPool.QueueUserWorkItem(_ => StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, "token store missing")));
+        }
+
+        return present;
+    }
+
+    private ISlot? FindSlot()
+    {
+        try
+        {
+            foreach (var slot in _module.Library.GetSlotList(SlotsType.WithTokenPresent))
+            {
+                var info = slot.GetTokenInfo();
+                if (string.Equals(info.Label.Trim(), _options.TokenLabel, StringComparison.Ordinal))
+                {
+                    return slot;
+                }
+            }
+        }
+        catch (Pkcs11Exception)
+        {
+            // A module in trouble enumerates nothing; the caller reports the token as absent.
+        }
+
+        return null;
+    }
+
+    private void MarkDown(TokenState state, string reason)
+    {
+        var changed = false;
+        lock (_connectLock)
+        {
+            if (ReferenceEquals(_state, state))
+            {
+                _state = null;
+                CloseState(state);
+                Interlocked.Exchange(ref _nextAttemptTicks, 0); // the first retry reconnects at once
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, reason));
+        }
+    }
+
+    private void CloseState(TokenState state)
+    {
+        SeedHandles.Clear();
+        lock (state.CacheSessionLock)
+        {
+            SafeClose(state.CacheSession);
+        }
+
+        try
+        {
+            state.Main.Logout();
+        }
+        catch (Pkcs11Exception)
+        {
+            // Already logged out or the session is gone; closing is what matters.
+        }
+        catch (ObjectDisposedException)
+        {
+            // The module was re-initialised.
+        }
+
+        SafeClose(state.Main);
+    }
+
+    private PooledSession Lease(TokenState state)
+    {
+        while (_idle.TryTake(out var pooled))
+        {
+            if (pooled.Generation == state.Generation)
+            {
+                return pooled;
+            }
+
+            SafeClose(pooled.Session);
+        }
+
+        return new PooledSession(state.Slot.OpenSession(SessionType.ReadWrite), state.Generation);
+    }
+
+    private void Return(PooledSession pooled, bool discard)
+    {
+        if (discard || _disposed)
+        {
+            SafeClose(pooled.Session);
+        }
+        else
+        {
+            _idle.Add(pooled);
+        }
+    }
+
+    private static void SafeClose(ISession? session)
+    {
+        if (session is null)
+        {
+            return;
+        }
+
+        try
+        {
+            session.CloseSession();
+        }
+        catch (Pkcs11Exception)
+        {
+            // Closing a session the device already dropped.
+        }
+        catch (ObjectDisposedException)
+        {
+            // The module was re-initialised; the session died with it.
+        }
+    }
+
+    internal static bool IsConnectionLoss(CKR rv) => rv is
+        CKR.CKR_SESSION_HANDLE_INVALID or CKR.CKR_SESSION_CLOSED or CKR.CKR_DEVICE_ERROR or CKR.CKR_DEVICE_REMOVED
+        or CKR.CKR_DEVICE_MEMORY or CKR.CKR_TOKEN_NOT_PRESENT or CKR.CKR_TOKEN_NOT_RECOGNIZED
+        or CKR.CKR_USER_NOT_LOGGED_IN or CKR.CKR_CRYPTOKI_NOT_INITIALIZED or CKR.CKR_SLOT_ID_INVALID
+        or CKR.CKR_OBJECT_HANDLE_INVALID or CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_GENERAL_ERROR;
+
+    private static HsmException Classify(Pkcs11Exception e) => e.RV switch
+    {
+        CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_WRAPPED_KEY_LEN_RANGE or CKR.CKR_ENCRYPTED_DATA_INVALID
+            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_DATA_LEN_RANGE or CKR.CKR_DATA_INVALID
+            or CKR.CKR_UNWRAPPING_KEY_HANDLE_INVALID or CKR.CKR_ATTRIBUTE_VALUE_INVALID
+            => new HsmDataException($"the HSM refused the data ({e.RV})", e),
+        _ => new HsmUnavailableException($"HSM operation failed ({e.RV})", e),
+    };
+
+    private static CKM ParseWrapMechanism(string name) =>
+        Enum.TryParse<CKM>(name, ignoreCase: true, out var mechanism) && mechanism is CKM.CKM_AES_KEY_WRAP or CKM.CKM_AES_KEY_WRAP_PAD
+            ? mechanism
+            : throw new HsmConfigurationException($"Hsm:WrapMechanism '{name}' is not CKM_AES_KEY_WRAP_PAD or CKM_AES_KEY_WRAP");
+
+    private sealed record PooledSession(ISession Session, int Generation);
+}
+
+/// <summary>One connected state of the token; replaced whole on reconnection.</summary>
+internal sealed class TokenState(ISlot slot, ISession main, ISession cacheSession, KeyRing keys, int generation, int epoch)
+{
+    public ISlot Slot { get; } = slot;
+
+    public ISession Main { get; } = main;
+
+    public ISession CacheSession { get; } = cacheSession;
+
+    public Lock CacheSessionLock { get; } = new();
+
+    public KeyRing Keys { get; set; } = keys;
+
+    public int Generation { get; } = generation;
+
+    public int Epoch { get; } = epoch;
+}
+
+/// <summary>What an operation sees: its session, the key ring and the shared factories.</summary>
+internal readonly struct HsmContext(HsmConnection connection, ISession session, TokenState state)
+{
+    public HsmConnection Connection { get; } = connection;
+
+    public ISession Session { get; } = session;
+
+    public TokenState State { get; } = state;
+
+    public KeyRing Keys => State.Keys;
+
+    public int Generation => State.Generation;
+
+    public static IMechanism Mechanism(CKM mechanism) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism);
+
+    public static IObjectAttribute Attribute(CKA type, bool value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+
+    public static IObjectAttribute Attribute(CKA type, ulong value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+
+    public static IObjectAttribute Attribute(CKA type, string value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+
+    public static IObjectAttribute Attribute(CKA type, byte[] value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+
+    public static IObjectAttribute Attribute(CKA type, CKO value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+
+    public static IObjectAttribute Attribute(CKA type, CKK value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
+}
+
+/// <summary>Event data for <see cref="HsmConnection.StateChanged"/>.</summary>
+public sealed class HsmStateChangedEventArgs(bool available, string reason) : EventArgs
+{
+    /// <summary>True when the token serves again.</summary>
+    public bool Available { get; } = available;
+
+    /// <summary>Short reason (a CKR name); never key material.</summary>
+    public string Reason { get; } = reason;
+}

@@ -1,0 +1,80 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace DevRift.Hsm.Crypto;
+
+/// <summary>
+/// How to reach the PKCS#11 token that holds every long-term key. A deployment with a hardware HSM changes
+/// only <see cref="ModulePath"/>, <see cref="TokenLabel"/> and the PIN; the embedded default is SoftHSM2.
+/// </summary>
+public sealed class HsmOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Hsm";
+
+    /// <summary>Path of the vendor's PKCS#11 shared library. Default: Debian's SoftHSM2 module.</summary>
+    [Required]
+    public string ModulePath { get; set; } = "/usr/lib/softhsm/libsofthsm2.so";
+
+    /// <summary>Label of the token holding the <c>devrift.*</c> keys. The slot is found by this label, never by number.</summary>
+    [Required]
+    public string TokenLabel { get; set; } = "devrift";
+
+    /// <summary>User PIN. Prefer <see cref="PinFile"/> so the PIN is not in the process arguments or environment.</summary>
+    public string? Pin { get; set; }
+
+    /// <summary>File holding the user PIN (first line). Used when <see cref="Pin"/> is empty.</summary>
+    public string? PinFile { get; set; }
+
+    /// <summary>
+    /// SoftHSM2 only: the <c>softhsm2.conf</c> to use. Exported as <c>SOFTHSM2_CONF</c> to the native
+    /// environment before the module is loaded. Leave empty for other modules.
+    /// </summary>
+    public string? SoftHsmConfig { get; set; }
+
+    /// <summary>Most operation sessions open at once; operations beyond this wait for a free session.</summary>
+    [Range(1, 1024)]
+    public int SessionPoolSize { get; set; } = Math.Max(4, Environment.ProcessorCount * 2);
+
+    /// <summary>
+    /// Mechanism that wraps TOTP seeds under the seed KEK: <c>CKM_AES_KEY_WRAP_PAD</c> (RFC 5649, SoftHSM2)
+    /// or <c>CKM_AES_KEY_WRAP</c> (RFC 3394; seeds must then be a multiple of 8 bytes). Vendors differ.
+    /// </summary>
+    [Required]
+    public string WrapMechanism { get; set; } = "CKM_AES_KEY_WRAP_PAD";
+
+    /// <summary>Most unwrapped seeds kept as session objects in the HSM (least recently used are destroyed first).</summary>
+    [Range(1, 1_000_000)]
+    public int SeedHandleCacheSize { get; set; } = 4096;
+
+    /// <summary>While the HSM is unreachable, how often an operation may try to reconnect; the rest fail fast.</summary>
+    public TimeSpan ReconnectInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    internal string ResolvePin()
+    {
+        if (!string.IsNullOrEmpty(Pin))
+        {
+            return Pin;
+        }
+
+        if (string.IsNullOrEmpty(PinFile))
+        {
+            throw new HsmConfigurationException("no HSM PIN configured (set Hsm:PinFile or Hsm:Pin)");
+        }
+
+        try
+        {
+            var pin = File.ReadLines(PinFile).FirstOrDefault()?.Trim();
+            return string.IsNullOrEmpty(pin)
+                ? throw new HsmConfigurationException($"the HSM PIN file '{PinFile}' is empty")
+                : pin;
+        }
+        catch (IOException e)
+        {
+            throw new HsmConfigurationException($"cannot read the HSM PIN file '{PinFile}': {e.Message}");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new HsmConfigurationException($"no permission to read the HSM PIN file '{PinFile}'");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+
+namespace DevRift.Hsm.Crypto;
+
+/// <summary>
+/// One loaded PKCS#11 module per path per process (<c>C_Initialize</c> is process-wide). Connections to
+/// tokens of the same module share it. <see cref="Reinitialize"/> is the last resort of recovery, for modules
+/// that only notice a returning token after <c>C_Finalize</c>/<c>C_Initialize</c>; it bumps
+/// <see cref="Epoch"/> so that every connection knows its sessions are gone.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "One per module path, alive for the whole process.")]
+internal sealed partial class Pkcs11Module
+{
+    private static readonly Lock s_registryLock = new();
+    private static readonly Dictionary<string, Pkcs11Module> s_modules = new(StringComparer.Ordinal);
+    private static bool s_resolverSet;
+
+    private readonly Lock _lock = new();
+    private readonly ReaderWriterLockSlim _inUse = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly string _path;
+    private IPkcs11Library _library;
+    private int _epoch;
+
+    private Pkcs11Module(string path)
+    {
+        _path = path;
+        _library = Load(path);
+    }
+
+    public static Pkcs11InteropFactories Factories { get; } = new();
+
+    public IPkcs11Library Library => Volatile.Read(ref _library);
+
+    public int Epoch => Volatile.Read(ref _epoch);
+
+    public static Pkcs11Module Get(string path, string? softHsmConfig)
+    {
+        lock (s_registryLock)
+        {
+            if (s_modules.TryGetValue(path, out var module))
+            {
+                return module;
+            }
+
+            if (!File.Exists(path))
+            {
+                throw new HsmConfigurationException($"PKCS#11 module '{path}' does not exist");
+            }
+
+            if (!string.IsNullOrEmpty(softHsmConfig))
+            {
+                if (!File.Exists(softHsmConfig))
+                {
+                    throw new HsmConfigurationException($"SoftHSM2 configuration '{softHsmConfig}' does not exist");
+                }
+
+                // The module reads getenv("SOFTHSM2_CONF"); Environment.SetEnvironmentVariable does not reach libc.
+                _ = NativeMethods.setenv("SOFTHSM2_CONF", softHsmConfig, 1);
+            }
+
+            SetResolver();
+            module = new Pkcs11Module(path);
+            s_modules[path] = module;
+            return module;
+        }
+    }
+
+    /// <summary>Held (shared) around every native call so that <see cref="Reinitialize"/> never finalises under one.</summary>
+    public void EnterOperation() => _inUse.EnterReadLock();
+
+    /// <summary>Ends what <see cref="EnterOperation"/> began.</summary>
+    public void ExitOperation() => _inUse.ExitReadLock();
+
+    /// <summary>True when this thread is inside an operation (and so must not re-initialise).</summary>
+    public bool InOperation => _inUse.IsReadLockHeld;
+
+    /// <summary>Finalises and re-initialises the module unless someone already did since <paramref name="seenEpoch"/>.</summary>
+    public void Reinitialize(int seenEpoch)
+    {
+        if (InOperation)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (_epoch != seenEpoch)
+            {
+                return;
+            }
+
+            _inUse.EnterWriteLock();
+            try
+            {
+                try
+                {
+                    _library.Dispose();
+                }
+                catch (Pkcs11Exception)
+                {
+                    // C_Finalize of a module that already lost its device: the new C_Initialize is what matters.
+                }
+
+                _library = Load(_path);
+                Interlocked.Increment(ref _epoch);
+            }
+            finally
+            {
+                _inUse.ExitWriteLock();
+            }
+        }
+    }
+
+    private static IPkcs11Library Load(string path)
+    {
+        try
+        {
+            return Factories.Pkcs11LibraryFactory.LoadPkcs11Library(Factories, path, AppType.MultiThreaded);
+        }
+        catch (Pkcs11Exception e)
+        {
+            throw new HsmConfigurationException($"PKCS#11 module '{path}' failed to initialise: {e.RV}", e);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or UnmanagedException or BadImageFormatException)
+        {
+            throw new HsmConfigurationException($"PKCS#11 module '{path}' could not be loaded: {e.Message}", e);
+        }
+    }
+
+    // Pkcs11Interop P/Invokes "libdl", which Debian ships only as libdl.so.2.
+    private static void SetResolver()
+    {
+        if (s_resolverSet)
+        {
+            return;
+        }
+
+        NativeLibrary.SetDllImportResolver(typeof(Pkcs11InteropFactories).Assembly, Resolve);
+        s_resolverSet = true;
+    }
+
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (name == "libdl" && NativeLibrary.TryLoad("libdl.so.2", out var handle))
+        {
+            return handle;
+        }
+
+        return IntPtr.Zero;
+    }
+
+    private static partial class NativeMethods
+    {
+        [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int setenv(string name, string value, int overwrite);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text;
+using DevRift.Hsm.Crypto;
+using DevRift.Hsm.Testing;
+
+namespace DevRift.Hsm.Crypto.Tests;
+
+[Collection(nameof(ModuleReinitialising))]
+public sealed class HsmRecoveryTests
+{
+    [Fact]
+    public void Operation_after_sessions_closed_behind_its_back_recovers()
+    {
+        using var hsm = SoftHsmTokens.CreateInitialisedToken();
+        var mac = new HsmMac(hsm);
+        var before = mac.Sign(KeyPurpose.Lookup, Encoding.ASCII.GetBytes("x"));
+
+        // Given every session of the token is closed under the layer
+        hsm.CloseAllSessionsForTesting();
+
+        // When the next operation runs, then it reconnects and gives the same MAC
+        var after = mac.Sign(KeyPurpose.Lookup, Encoding.ASCII.GetBytes("x"));
+        Assert.Equal(before.Mac, after.Mac);
+        Assert.True(hsm.IsAvailable);
+    }
+
+    [Fact]
+    public void Token_directory_moved_away_reports_unavailable_and_recovers_when_back()
+    {
+        using var hsm = SoftHsmTokens.CreateInitialisedToken();
+        var label = hsm.TokenLabel;
+        var mac = new HsmMac(hsm);
+        var data = Encoding.ASCII.GetBytes("payload");
+        var expected = mac.Sign(KeyPurpose.Audit, data).Mac;
+        var dir = SoftHsmTokens.TokenDirectory(label);
+        var away = dir + ".away";
+
+        Directory.Move(dir, away);
+        try
+        {
+            var e = Record.Exception(() => mac.Sign(KeyPurpose.Audit, data));
+            Assert.IsType<HsmUnavailableException>(e);
+            Assert.False(hsm.Probe());
+        }
+        finally
+        {
+            Directory.Move(away, dir);
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!hsm.Probe() && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(100);
+        }
+
+        Assert.Equal(expected, mac.Sign(KeyPurpose.Audit, data).Mac);
+    }
+}
+
+[CollectionDefinition(nameof(ModuleReinitialising), DisableParallelization = true)]
+public sealed class ModuleReinitialising;
