@@ -74,12 +74,13 @@ public sealed class HsmConnection : IDisposable
         return KeyLabels.All.ToDictionary(p => p, p => (IReadOnlyList<int>)keys.Versions(p));
     }
 
-    /// <summary>True when an HSM operation succeeds now (a one-byte <c>C_GenerateRandom</c>).</summary>
+    /// <summary>True when a keyed HSM operation succeeds now (an HMAC with the current lookup key).</summary>
     public bool Probe()
     {
         try
         {
-            Execute(static ctx => ctx.Session.GenerateRandom(1));
+            Execute(static ctx => ctx.Session.Sign(
+                HsmContext.Mechanism(CKM.CKM_SHA256_HMAC), ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]));
             return true;
         }
         catch (HsmException)

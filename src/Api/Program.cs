@@ -1,0 +1,3 @@
+using DevRift.Hsm.Api.Hosting;
+
+return await ApplianceProgram.RunAsync(args, Console.Out, Console.Error);

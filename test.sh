@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need (SoftHSM2, opensc, oathtool, zbar, PostgreSQL) and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+need=()
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+command -v oathtool >/dev/null 2>&1 || need+=(oathtool)
+command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# PostgreSQL for the multi-node storage tests: the Debian cluster, a role and a database of our own.
+if command -v pg_ctlcluster >/dev/null 2>&1; then
+  $sudo pg_ctlcluster 15 main start 2>/dev/null || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
+  $sudo -u postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='devrift_test'" | grep -q 1 \
+    || $sudo -u postgres psql -qc "CREATE ROLE devrift_test LOGIN PASSWORD 'devrift_test' CREATEDB"
+  export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
+fi
+
+dotnet build DevRift.Hsm.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+log=$(mktemp)
+set +e
+dotnet test DevRift.Hsm.sln -c Release --no-build -nologo 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over all test assemblies.
+awk '/(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log" | tr -d ','  | sed 's/ passed / passed, /; s/ failed / failed, /'
+rm -f "$log"
+exit "$status"
