@@ -1,6 +1,11 @@
+using System.Text.Json;
+using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Health;
+using DevRift.Hsm.Api.Problems;
+using DevRift.Hsm.Api.V1;
+using DevRift.Hsm.Appliance;
 using DevRift.Hsm.Appliance.Hsm;
-using DevRift.Hsm.Crypto;
+using Scalar.AspNetCore;
 
 namespace DevRift.Hsm.Api.Hosting;
 
@@ -18,31 +23,61 @@ public static class ApplianceHost
         });
         var dataDirectory = DataDirectory(builder.Configuration);
         builder.Configuration.AddEmbeddedHsmDefaults(dataDirectory);
+        if (string.IsNullOrEmpty(builder.Configuration["Storage:ConnectionString"]))
+        {
+            builder.Configuration["Storage:ConnectionString"] = $"Data Source={Path.Combine(dataDirectory, "devrift.db")}";
+        }
+
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
         {
             builder.WebHost.UseUrls(DefaultUrls);
         }
 
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddHsm();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = 1024 * 1024;
+        });
+        builder.Services.AddAppliance();
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            // Served as application/json only, so HTML-sensitive characters need no escaping ('+' stays '+').
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        });
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "DevRift.Hsm API";
+            document.Info.Version = "v1";
+            document.Info.Description = "HSM-backed multi-factor verification. Authenticate with 'Authorization: Bearer sk_test_…'.";
+            return Task.CompletedTask;
+        }));
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages(async context =>
+        {
+            // Routing misses (404/405) get a problem body too.
+            var status = context.HttpContext.Response.StatusCode;
+            var code = status == StatusCodes.Status405MethodNotAllowed ? Appliance.Errors.ErrorCode.InvalidRequest : Appliance.Errors.ErrorCode.NotFound;
+            await ProblemResponses.WriteAsync(context.HttpContext, new Appliance.Errors.MfaException(code,
+                status == StatusCodes.Status405MethodNotAllowed ? "method not allowed on this path" : "no such endpoint"), status);
+        });
         app.MapHealth();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/docs", o => o.WithTitle("DevRift.Hsm API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        app.MapV1();
+        app.MapAdmin();
         return app;
     }
 
-    /// <summary>Opens the HSM (and, later, storage) now, so that a bad configuration stops start-up with one line.</summary>
-    public static void CheckDependencies(IServiceProvider services)
-    {
-        var hsm = services.GetRequiredService<HsmConnection>();
-        var versions = hsm.KeyVersions();
-        var missing = versions.Where(v => v.Value.Count == 0).Select(v => KeyLabels.Label(v.Key, 1)).ToList();
-        if (missing.Count > 0)
-        {
-            throw new HsmConfigurationException($"token '{hsm.TokenLabel}' lacks {string.Join(", ", missing)}; run 'init' first");
-        }
-    }
+    /// <summary>Opens the HSM and storage now, so that a bad configuration stops start-up with one line.</summary>
+    public static void CheckDependencies(IServiceProvider services) =>
+        services.GetRequiredService<ApplianceInitializer>().CheckReady();
 
     public static string DataDirectory(IConfiguration configuration) =>
         Path.GetFullPath(configuration["Data:Directory"] is { Length: > 0 } d ? d : "data");

@@ -1,12 +1,14 @@
+using DevRift.Hsm.Api.Cli;
+using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
 using Microsoft.Extensions.Options;
 
 namespace DevRift.Hsm.Api.Hosting;
 
 /// <summary>
-/// The executable's entry: <c>serve</c> (default) runs the host; <c>init</c> creates the HSM keys. Every other
-/// argument is configuration (<c>--Section:Key=value</c>, <c>--urls</c>). A bad configuration ends with one line
-/// on standard error and exit code 2.
+/// The executable's entry: <c>serve</c> (default) runs the host; <c>init</c> and the operator commands run once
+/// and exit. Every <c>--Section:Key=value</c> argument is configuration. A bad configuration ends with one line on
+/// standard error and exit code 2.
 /// </summary>
 public static class ApplianceProgram
 {
@@ -15,37 +17,28 @@ public static class ApplianceProgram
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
-        var command = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
-        var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        var words = args.TakeWhile(a => !a.StartsWith('-')).ToArray();
+        var configuration = args.Skip(words.Length).ToArray();
+        var command = words.Length > 0 ? words[0] : "serve";
         try
         {
-            switch (command)
+            if (command == "serve")
             {
-                case "serve":
-                    {
-                        await using var app = ApplianceHost.Build(rest);
-                        ApplianceHost.CheckDependencies(app.Services);
-                        await app.RunAsync();
-                        return 0;
-                    }
-
-                case "init":
-                    {
-                        await using var app = ApplianceHost.Build(rest);
-                        var hsm = app.Services.GetRequiredService<HsmConnection>();
-                        var created = hsm.InitializeKeys();
-                        await stdout.WriteLineAsync(created.Count == 0
-                            ? $"hsm: token '{hsm.TokenLabel}' already has its keys"
-                            : $"hsm: created {string.Join(", ", created)} on token '{hsm.TokenLabel}'");
-                        return 0;
-                    }
-
-                default:
-                    await stderr.WriteLineAsync($"devrift: unknown command '{command}' (commands: serve, init)");
-                    return 2;
+                await using var app = ApplianceHost.Build(configuration);
+                ApplianceHost.CheckDependencies(app.Services);
+                await app.RunAsync();
+                return 0;
             }
+
+            await using var host = ApplianceHost.Build(configuration);
+            return await OperatorCommands.RunAsync(host.Services, host.Configuration, words, stdout, stderr);
         }
         catch (HsmConfigurationException e)
+        {
+            await stderr.WriteLineAsync($"devrift: {e.Message}");
+            return 2;
+        }
+        catch (StorageConfigurationException e)
         {
             await stderr.WriteLineAsync($"devrift: {e.Message}");
             return 2;
@@ -53,6 +46,11 @@ public static class ApplianceProgram
         catch (OptionsValidationException e)
         {
             await stderr.WriteLineAsync($"devrift: invalid configuration: {string.Join("; ", e.Failures)}");
+            return 2;
+        }
+        catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            await stderr.WriteLineAsync($"devrift: cannot listen: {e.Message}");
             return 2;
         }
     }

@@ -1,0 +1,78 @@
+using DevRift.Hsm.Api.Problems;
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Errors;
+
+namespace DevRift.Hsm.Api.Auth;
+
+/// <summary>Bearer authentication for the two route groups: API keys on <c>/v1</c>, operator tokens on <c>/admin/v1</c>.</summary>
+public static class Authentication
+{
+    private const string CallerKey = "devrift.caller";
+    private const string OperatorKey = "devrift.operator";
+
+    /// <summary>Every endpoint of the group needs a valid, unrevoked <c>sk_test_…</c>/<c>sk_live_…</c> key.</summary>
+    public static RouteGroupBuilder RequireApiKey(this RouteGroupBuilder group)
+    {
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            var keys = http.RequestServices.GetRequiredService<ApiKeys>();
+            var caller = await keys.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
+            if (caller is null)
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"devrift\"";
+                throw new MfaException(ErrorCode.InvalidApiKey, "send a valid API key as 'Authorization: Bearer sk_test_…' or 'sk_live_…'");
+            }
+
+            http.Items[CallerKey] = caller;
+            return await next(context);
+        });
+        return group;
+    }
+
+    /// <summary>Every endpoint of the group needs a valid operator token <c>adm_…</c>.</summary>
+    public static RouteGroupBuilder RequireOperator(this RouteGroupBuilder group)
+    {
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            var operators = http.RequestServices.GetRequiredService<OperatorTokens>();
+            var id = await operators.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
+            if (id is null)
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"devrift-admin\"";
+                throw new MfaException(ErrorCode.InvalidApiKey, "send a valid operator token as 'Authorization: Bearer adm_…'");
+            }
+
+            http.Items[OperatorKey] = id;
+            return await next(context);
+        });
+        return group;
+    }
+
+    public static ApiCaller Caller(this HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Items[CallerKey] as ApiCaller ?? throw new InvalidOperationException("endpoint is not behind RequireApiKey");
+    }
+
+    public static string OperatorId(this HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Items[OperatorKey] as string ?? throw new InvalidOperationException("endpoint is not behind RequireOperator");
+    }
+
+    private static string? BearerToken(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string prefix = "Bearer ";
+        if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        // The documentation writes keys as {sk_test_…}; accept the braces a copy-paste brings along.
+        var token = header[prefix.Length..].Trim();
+        return token.Length > 2 && token[0] == '{' && token[^1] == '}' ? token[1..^1] : token;
+    }
+}

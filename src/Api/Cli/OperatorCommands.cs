@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DevRift.Hsm.Api.Admin;
+using DevRift.Hsm.Appliance;
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Errors;
+
+namespace DevRift.Hsm.Api.Cli;
+
+/// <summary>
+/// The operator API on the command line (same services, same validation, JSON output):
+/// <code>
+/// init
+/// applications list | applications create NAME [standard|enterprise]
+/// settings get APP | settings set APP name=value …
+/// api-keys list APP | api-keys create APP test|live | api-keys revoke APP KEY_ID
+/// </code>
+/// </summary>
+public static class OperatorCommands
+{
+    private static readonly JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = true,
+    };
+
+    public static async Task<int> RunAsync(IServiceProvider services, IConfiguration configuration, string[] words, TextWriter stdout, TextWriter stderr)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(words);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        var init = services.GetRequiredService<ApplianceInitializer>();
+        try
+        {
+            if (words is ["init"])
+            {
+                await InitAsync(init, configuration, stdout);
+                return 0;
+            }
+
+            init.CheckReady();
+            var apps = services.GetRequiredService<ApplicationStore>();
+            var keys = services.GetRequiredService<ApiKeys>();
+            object result = words switch
+            {
+                ["applications", "list"] => (await apps.ListAsync()).Select(ApplicationResponse.From).ToList(),
+                ["applications", "create", var name] => ApplicationResponse.From(await apps.CreateAsync(name, Plans.Standard)),
+                ["applications", "create", var name, var plan] => ApplicationResponse.From(await apps.CreateAsync(name, plan)),
+                ["settings", "get", var app] => AdminEndpoints.SettingsJson(await apps.GetAsync(app)),
+                ["settings", "set", var app, .. var pairs] when pairs.Length > 0 => AdminEndpoints.SettingsJson(await apps.UpdateSettingsAsync(app, ParsePairs(pairs))),
+                ["api-keys", "list", var app] => (await keys.ListAsync((await apps.GetAsync(app)).Id)).Select(k => ApiKeyResponse.From(k)).ToList(),
+                ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
+                ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke"),
+            };
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));
+            return 0;
+        }
+        catch (MfaException e)
+        {
+            await stderr.WriteLineAsync($"devrift: {e.Error.Code}: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static async Task<ApiKeyResponse> CreateKeyAsync(ApiKeys keys, string app, string mode)
+    {
+        var created = await keys.CreateAsync(app, mode);
+        return ApiKeyResponse.From(created.Key, created.Secret);
+    }
+
+    private static async Task InitAsync(ApplianceInitializer init, IConfiguration configuration, TextWriter stdout)
+    {
+        var result = await init.InitializeAsync(createDemo: !string.Equals(configuration["Init:Demo"], "false", StringComparison.OrdinalIgnoreCase));
+        await stdout.WriteLineAsync(result.KeysCreated.Count == 0
+            ? "hsm: the token already has its keys"
+            : $"hsm: created {string.Join(", ", result.KeysCreated)}");
+        if (result.DemoApplication is null)
+        {
+            return;
+        }
+
+        var url = (configuration["urls"] ?? Hosting.ApplianceHost.DefaultUrls).Split(';')[0].TrimEnd('/');
+        await stdout.WriteLineAsync($"""
+
+            Demo application {result.DemoApplication.Id} ({result.DemoApplication.Plan} plan) created. These secrets are shown once:
+
+              test API key:    {result.DemoTestKey}
+              operator token:  {result.OperatorToken}
+
+            Try it:
+
+              curl -X POST {url}/v1/mfa -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL"
+              curl "{url}/v1/test/messages?user=ada@example.com" -H "Authorization: Bearer {result.DemoTestKey}"
+              curl -X POST {url}/v1/mfa/verify -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL, Code=THE_CODE"
+
+            """);
+    }
+
+    private static JsonObject ParsePairs(string[] pairs)
+    {
+        var patch = new JsonObject();
+        foreach (var pair in pairs)
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"expected name=value, got '{pair}'");
+            }
+
+            var value = pair[(eq + 1)..];
+            JsonNode? node;
+            try
+            {
+                node = JsonNode.Parse(value);
+            }
+            catch (JsonException)
+            {
+                node = JsonValue.Create(value);
+            }
+
+            patch[pair[..eq]] = node;
+        }
+
+        return patch;
+    }
+}

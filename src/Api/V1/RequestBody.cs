@@ -1,0 +1,198 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DevRift.Hsm.Appliance.Errors;
+
+namespace DevRift.Hsm.Api.V1;
+
+/// <summary>
+/// The fields of a <c>/v1</c> POST, from any of the three encodings of API.md: the documented
+/// <c>User=…, Type=…, Code=…</c> form (as <c>curl -d</c> sends it, unencoded), an ordinary URL-encoded form, or
+/// JSON. Field names are case-insensitive. A literal <c>+</c> is kept (it starts every E.164 number).
+/// </summary>
+public sealed class RequestBody
+{
+    public const int MaxBytes = 16 * 1024;
+
+    private readonly Dictionary<string, string> _fields;
+
+    private RequestBody(Dictionary<string, string> fields, JsonElement? credential)
+    {
+        _fields = fields;
+        Credential = credential;
+    }
+
+    public string? User => Get("user");
+
+    public string? Type => Get("type");
+
+    public string? Code => Get("code");
+
+    public string? Locale => Get("locale");
+
+    /// <summary>A WebAuthn response object (JSON bodies) or its JSON text (forms).</summary>
+    public JsonElement? Credential { get; }
+
+    public string? Get(string name) => _fields.GetValueOrDefault(name);
+
+    public string Require(string name, ErrorCode? error = null) =>
+        Get(name) is { Length: > 0 } v
+            ? v
+            : throw new MfaException(error ?? ErrorCode.InvalidRequest, $"'{name}' is required", name);
+
+    public static async Task<RequestBody> ReadAsync(HttpRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.ContentLength > MaxBytes)
+        {
+            throw new MfaException(ErrorCode.PayloadTooLarge, $"the body is larger than {MaxBytes} bytes");
+        }
+
+        var bytes = await ReadLimitedAsync(request.Body, ct);
+        var mediaType = (request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        return mediaType switch
+        {
+            "application/json" or "text/json" => ParseJson(bytes),
+            "application/x-www-form-urlencoded" or "" or "text/plain" => ParseForm(Decode(bytes)),
+            _ => throw new MfaException(ErrorCode.UnsupportedMediaType,
+                "send application/x-www-form-urlencoded (User=…, Type=…) or application/json"),
+        };
+    }
+
+    private static async Task<byte[]> ReadLimitedAsync(Stream body, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[4096];
+        int n;
+        while ((n = await body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + n > MaxBytes)
+            {
+                throw new MfaException(ErrorCode.PayloadTooLarge, $"the body is larger than {MaxBytes} bytes");
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static string Decode(byte[] bytes)
+    {
+        try
+        {
+            return new UTF8Encoding(false, true).GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "the body is not valid UTF-8");
+        }
+    }
+
+    internal static RequestBody ParseForm(string text)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        // '&' separates an ordinary form; otherwise the documented ", "-separated pairs.
+        var pairs = text.Contains('&', StringComparison.Ordinal) ? text.Split('&') : text.Split(',');
+        foreach (var raw in pairs)
+        {
+            var pair = raw.Trim(' ', '\t', '\r', '\n');
+            if (pair.Length == 0)
+            {
+                continue;
+            }
+
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, "expected Name=value pairs such as 'User=ada@example.com, Type=EMAIL'");
+            }
+
+            var name = Unescape(pair[..eq]).Trim();
+            var value = Unescape(pair[(eq + 1)..]).Trim();
+            if (!fields.TryAdd(name, value))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name.ToLowerInvariant())}' is given more than once", name.ToLowerInvariant());
+            }
+        }
+
+        return new RequestBody(fields, null);
+    }
+
+    private static RequestBody ParseJson(byte[] bytes)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, "the JSON body must be an object such as {\"user\": \"…\", \"type\": \"…\"}");
+            }
+
+            var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            JsonElement? credential = null;
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                var name = property.Name.ToLowerInvariant();
+                if (name == "credential")
+                {
+                    credential = property.Value.Clone();
+                    continue;
+                }
+
+                var value = property.Value.ValueKind switch
+                {
+                    JsonValueKind.String => property.Value.GetString()!,
+                    JsonValueKind.Number => property.Value.GetRawText(),
+                    JsonValueKind.Null => null,
+                    _ => throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' must be a string", name),
+                };
+                if (value is not null && !fields.TryAdd(name, value.Trim()))
+                {
+                    throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' is given more than once", name);
+                }
+            }
+
+            return new RequestBody(fields, credential);
+        }
+        catch (JsonException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "the body is not valid JSON");
+        }
+    }
+
+    /// <summary>Percent-decoding that keeps '+' literal (never a space), so +14155550123 survives unencoded.</summary>
+    private static string Unescape(string s)
+    {
+        if (!s.Contains('%', StringComparison.Ordinal))
+        {
+            return s;
+        }
+
+        var bytes = new List<byte>(s.Length);
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (s[i] == '%' && i + 2 < s.Length
+                && byte.TryParse(s.AsSpan(i + 1, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var b))
+            {
+                bytes.Add(b);
+                i += 2;
+            }
+            else
+            {
+                bytes.AddRange(Encoding.UTF8.GetBytes(s[i].ToString()));
+            }
+        }
+
+        try
+        {
+            return new UTF8Encoding(false, true).GetString(bytes.ToArray());
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "a percent-encoded value is not valid UTF-8");
+        }
+    }
+
+    private static string Truncate(string s) => s.Length > 40 ? s[..40] + "…" : s;
+}

@@ -1,0 +1,29 @@
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Hsm;
+using DevRift.Hsm.Appliance.Outbox;
+using DevRift.Hsm.Appliance.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace DevRift.Hsm.Appliance;
+
+public static class ApplianceServiceCollectionExtensions
+{
+    /// <summary>Everything the MFA domain needs: the HSM layer, storage, and the feature services.</summary>
+    public static IServiceCollection AddAppliance(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddHsm();
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
+        services.AddSingleton<Database>();
+        services.AddSingleton<ApplicationStore>();
+        services.AddSingleton<ApiKeys>();
+        services.AddSingleton<OperatorTokens>();
+        services.AddSingleton<OutboxStore>();
+        services.AddSingleton<DeliveryRouting>();
+        services.AddSingleton<ChallengeService>();
+        services.AddSingleton<ApplianceInitializer>();
+        return services;
+    }
+}

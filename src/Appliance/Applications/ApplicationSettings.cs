@@ -1,0 +1,181 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using DevRift.Hsm.Appliance.Errors;
+
+namespace DevRift.Hsm.Appliance.Applications;
+
+/// <summary>Per-application settings of API.md, with their defaults and allowed ranges.</summary>
+public sealed class ApplicationSettings
+{
+    public static readonly string[] AllMethods = ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL", "APP", "KEY", "BACKUP"];
+
+    public static JsonSerializerOptions Json { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public List<string> EnabledMethods { get; set; } = ["EMAIL", "SMS", "WHATSAPP", "CALL", "APP", "KEY", "BACKUP"];
+
+    public int CodeLength { get; set; } = 6;
+
+    public int CodeLifetimeSeconds { get; set; } = 600;
+
+    public int AttemptsPerChallenge { get; set; } = 5;
+
+    public int SendsPerDestination { get; set; } = 5;
+
+    public int SendWindowSeconds { get; set; } = 600;
+
+    public int ResendCooldownSeconds { get; set; } = 30;
+
+    public int SendsPerApplicationPerHour { get; set; } = 10_000;
+
+    public string TotpAlgorithm { get; set; } = "SHA1";
+
+    public int TotpDigits { get; set; } = 6;
+
+    public int TotpPeriodSeconds { get; set; } = 30;
+
+    public int TotpWindowBack { get; set; } = 1;
+
+    public int TotpWindowForward { get; set; } = 1;
+
+    /// <summary>Issuer shown in authenticator apps; the application's name when empty.</summary>
+    public string? TotpIssuer { get; set; }
+
+    public int LockoutThreshold { get; set; } = 5;
+
+    public int LockoutSeconds { get; set; } = 300;
+
+    public int HardLockThreshold { get; set; } = 100;
+
+    public int BackupCodeCount { get; set; } = 10;
+
+    public int BackupCodeLength { get; set; } = 13;
+
+    /// <summary>WebAuthn relying-party id (a registrable domain, e.g. <c>example.com</c>).</summary>
+    public string? WebauthnRpId { get; set; }
+
+    /// <summary>Origins allowed in WebAuthn client data, e.g. <c>https://login.example.com</c>.</summary>
+    public List<string> WebauthnOrigins { get; set; } = [];
+
+    public static ApplicationSettings DefaultsFor(string plan)
+    {
+        var settings = new ApplicationSettings();
+        if (plan == Plans.Enterprise)
+        {
+            settings.EnabledMethods.Insert(4, "DUAL");
+        }
+
+        return settings;
+    }
+
+    public bool IsEnabled(string method) => EnabledMethods.Contains(method, StringComparer.Ordinal);
+
+    public string Serialize() => JsonSerializer.Serialize(this, Json);
+
+    public static ApplicationSettings Deserialize(string json) =>
+        JsonSerializer.Deserialize<ApplicationSettings>(json, Json) ?? new ApplicationSettings();
+
+    /// <summary>Applies a partial update (only the fields present) and validates the result.</summary>
+    public ApplicationSettings Patch(JsonObject patch)
+    {
+        ArgumentNullException.ThrowIfNull(patch);
+        var current = JsonSerializer.SerializeToNode(this, Json)!.AsObject();
+        foreach (var (name, value) in patch)
+        {
+            if (!current.ContainsKey(name))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' is not a setting", name);
+            }
+
+            current[name] = value?.DeepClone();
+        }
+
+        ApplicationSettings updated;
+        try
+        {
+            updated = current.Deserialize<ApplicationSettings>(Json)
+                ?? throw new MfaException(ErrorCode.InvalidRequest, "settings must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            var field = e.Path?.TrimStart('$', '.') is { Length: > 0 } p ? p : null;
+            throw new MfaException(ErrorCode.InvalidRequest, $"'{field ?? "settings"}' has the wrong type", field);
+        }
+
+        updated.EnabledMethods = updated.EnabledMethods.Select(m => m.ToUpperInvariant()).Distinct().ToList();
+        updated.Validate();
+        return updated;
+    }
+
+    public void Validate()
+    {
+        foreach (var m in EnabledMethods)
+        {
+            if (!AllMethods.Contains(m, StringComparer.Ordinal))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"enabled_methods: '{m}' is not one of {string.Join(", ", AllMethods)}", "enabled_methods");
+            }
+        }
+
+        Range(CodeLength, 4, 10, "code_length");
+        Range(CodeLifetimeSeconds, 30, 86_400, "code_lifetime_seconds");
+        Range(AttemptsPerChallenge, 1, 100, "attempts_per_challenge");
+        Range(SendsPerDestination, 1, 10_000, "sends_per_destination");
+        Range(SendWindowSeconds, 1, 86_400, "send_window_seconds");
+        Range(ResendCooldownSeconds, 0, 3_600, "resend_cooldown_seconds");
+        Range(SendsPerApplicationPerHour, 1, 10_000_000, "sends_per_application_per_hour");
+        if (TotpAlgorithm is not ("SHA1" or "SHA256" or "SHA512"))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "totp_algorithm must be SHA1, SHA256 or SHA512", "totp_algorithm");
+        }
+
+        Range(TotpDigits, 6, 8, "totp_digits");
+        Range(TotpPeriodSeconds, 15, 300, "totp_period_seconds");
+        Range(TotpWindowBack, 0, 10, "totp_window_back");
+        Range(TotpWindowForward, 0, 10, "totp_window_forward");
+        if (TotpIssuer is { Length: > 64 } || (TotpIssuer?.Contains(':', StringComparison.Ordinal) ?? false))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "totp_issuer must be at most 64 characters without ':'", "totp_issuer");
+        }
+
+        Range(LockoutThreshold, 1, 100, "lockout_threshold");
+        Range(LockoutSeconds, 1, 86_400, "lockout_seconds");
+        Range(HardLockThreshold, LockoutThreshold, 100_000, "hard_lock_threshold");
+        Range(BackupCodeCount, 1, 20, "backup_code_count");
+        Range(BackupCodeLength, 8, 20, "backup_code_length");
+        foreach (var origin in WebauthnOrigins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || uri.PathAndQuery != "/")
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"webauthn_origins: '{origin}' is not an origin like https://login.example.com", "webauthn_origins");
+            }
+        }
+    }
+
+    private static void Range(int value, int min, int max, string name)
+    {
+        if (value < min || value > max)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"{name} must be between {min} and {max}", name);
+        }
+    }
+}
+
+public static class Plans
+{
+    public const string Standard = "standard";
+    public const string Enterprise = "enterprise";
+
+    public static bool IsValid(string? plan) => plan is Standard or Enterprise;
+}
+
+public static class Modes
+{
+    public const string Test = "test";
+    public const string Live = "live";
+}

@@ -1,0 +1,419 @@
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Outbox;
+using DevRift.Hsm.Appliance.Storage;
+using DevRift.Hsm.Appliance.Users;
+using DevRift.Hsm.Crypto;
+
+namespace DevRift.Hsm.Appliance.Challenges;
+
+/// <summary>One channel of a challenge as the API shows it.</summary>
+public sealed record ChannelStatus(string Channel, string To, string Status, string? Reason, DateTimeOffset UpdatedAt);
+
+/// <summary>A challenge as the API shows it (never its code).</summary>
+public sealed record ChallengeView(
+    string Id, string User, string Type, string Status, IReadOnlyList<ChannelStatus> Channels,
+    DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, int AttemptsRemaining, bool LiveMode);
+
+/// <summary>A successful verification.</summary>
+public sealed record Verification(string User, string Type, DateTimeOffset VerifiedAt, bool LiveMode, string? ChallengeId = null);
+
+/// <summary>
+/// Out-of-band challenges: a code per channel derived in the HSM from (challenge id, channel, nonce) and
+/// never stored; delivery through the outbox in the same transaction; verification that consumes the
+/// challenge with one conditional update, so racing duplicates get exactly one success on any number of nodes.
+/// </summary>
+public sealed class ChallengeService(
+    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, TimeProvider time)
+{
+    private const string Pending = "pending", Approved = "approved", Canceled = "canceled", Exhausted = "max_attempts_reached";
+
+    public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var type = Channels.ParseSendType(typeValue);
+        var settings = caller.Application.Settings;
+        if (type == Channels.Dual && caller.Application.Plan != Plans.Enterprise)
+        {
+            throw new MfaException(ErrorCode.PlanRequired, "the Dual MFA System needs the enterprise plan", "type");
+        }
+
+        if (!settings.IsEnabled(type))
+        {
+            throw new MfaException(ErrorCode.MethodDisabled, $"{type} is not enabled in this application's settings", "type");
+        }
+
+        var user = type switch
+        {
+            Channels.Email => MfaUser.ParseEmail(userValue ?? ""),
+            Channels.Dual => MfaUser.ParseDual(userValue),
+            _ => MfaUser.ParsePhone(userValue ?? ""),
+        };
+        if (idempotencyKey is { Length: > 255 })
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "Idempotency-Key is longer than 255 characters", "Idempotency-Key");
+        }
+
+        var resolvedLocale = MessageTemplates.ResolveLocale(locale);
+        var family = Channels.Family(type);
+        var fingerprint = $"{user.Key}|{type}|{resolvedLocale}";
+        if (idempotencyKey is not null && await FindIdempotentAsync(caller, idempotencyKey, fingerprint, ct) is { } earlier)
+        {
+            return earlier;
+        }
+
+        var channels = type == Channels.Dual
+            ? new[] { (Channel: Channels.Email, To: user.Email!), (Channel: Channels.Sms, To: user.Phone!) }
+            : [(Channel: type, To: user.Email ?? user.Phone!)];
+        if (caller.LiveMode)
+        {
+            foreach (var (channel, _) in channels)
+            {
+                if (!routing.IsConfigured(channel))
+                {
+                    throw new MfaException(ErrorCode.ChannelNotConfigured, $"no delivery provider is configured for {channel}; nothing was sent", "type");
+                }
+            }
+        }
+
+        // HSM work first (derive, render, seal) so that the database transaction stays short.
+        var now = time.GetUtcNow();
+        var id = Ids.New("mfa_");
+        var nonce = random.GetBytes(16);
+        var keyVersion = codes.CurrentVersion;
+        var lifetime = TimeSpan.FromSeconds(settings.CodeLifetimeSeconds);
+        var expiresAt = now + lifetime;
+        var messages = channels.Select(c =>
+        {
+            var code = codes.Derive(id, c.Channel, nonce, settings.CodeLength, keyVersion);
+            var rendered = MessageTemplates.Code(c.Channel, caller.Application.Name, code, lifetime, resolvedLocale);
+            return outbox.Prepare("code", c.Channel, c.To, resolvedLocale, rendered);
+        }).ToList();
+
+        var channelStatus = caller.LiveMode ? "queued" : "sent";
+        var channelReason = caller.LiveMode ? null : "test mode: held in the test outbox";
+        try
+        {
+            await db.InTransactionAsync(async (c, tx) =>
+            {
+                foreach (var (_, to) in channels)
+                {
+                    await CheckSendLimitsAsync(c, tx, caller, to, family, settings, now);
+                }
+
+                await c.ExecuteAsync(
+                    "UPDATE challenges SET status = @Canceled WHERE application_id = @app AND mode = @mode AND user_key = @user AND family = @family AND status = @Pending",
+                    new { Canceled, Pending, app = caller.Application.Id, mode = caller.Mode, user = user.Key, family }, tx);
+                await c.ExecuteAsync(
+                    """
+                    INSERT INTO challenges (id, application_id, mode, user_key, family, type, status, nonce, code_length, code_key_version,
+                                            attempts, max_attempts, locale, created_at, expires_at)
+                    VALUES (@id, @app, @mode, @user, @family, @type, @Pending, @nonce, @length, @keyVersion, 0, @max, @locale, @now, @expires)
+                    """,
+                    new
+                    {
+                        id, app = caller.Application.Id, mode = caller.Mode, user = user.Key, family, type, Pending, nonce,
+                        length = settings.CodeLength, keyVersion, max = settings.AttemptsPerChallenge, locale = resolvedLocale,
+                        now = now.ToUnixTimeMilliseconds(), expires = expiresAt.ToUnixTimeMilliseconds(),
+                    }, tx);
+                foreach (var (channel, to) in channels)
+                {
+                    await c.ExecuteAsync(
+                        "INSERT INTO challenge_channels (challenge_id, channel, destination, status, reason, updated_at) VALUES (@id, @channel, @to, @channelStatus, @channelReason, @now)",
+                        new { id, channel, to, channelStatus, channelReason, now = now.ToUnixTimeMilliseconds() }, tx);
+                }
+
+                await OutboxStore.InsertAsync(c, tx, caller.Application.Id, caller.Mode, id, messages, now, expiresAt);
+                if (idempotencyKey is not null)
+                {
+                    await c.ExecuteAsync(
+                        "INSERT INTO idempotency_keys (application_id, mode, key, fingerprint, challenge_id, created_at) VALUES (@app, @mode, @key, @fingerprint, @id, @now)",
+                        new { app = caller.Application.Id, mode = caller.Mode, key = idempotencyKey, fingerprint, id, now = now.ToUnixTimeMilliseconds() }, tx);
+                }
+
+                return 0;
+            }, ct);
+        }
+        catch (StorageUnavailableException) when (idempotencyKey is not null)
+        {
+            // A concurrent retry with the same key may have won the insert: answer with its challenge.
+            if (await FindIdempotentAsync(caller, idempotencyKey, fingerprint, ct) is { } winner)
+            {
+                return winner;
+            }
+
+            throw;
+        }
+
+        return await GetAsync(caller, id, ct);
+    }
+
+    public async Task<ChallengeView> GetAsync(ApiCaller caller, string id, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<ChallengeRow>(
+            $"SELECT {ChallengeRow.Columns} FROM challenges WHERE id = @id AND application_id = @app AND mode = @mode",
+            new { id, app = caller.Application.Id, mode = caller.Mode }), ct)
+            ?? throw new MfaException(ErrorCode.NotFound, $"no challenge '{id}'", "id");
+        var channels = await db.WithConnectionAsync(c => c.QueryAsync<ChannelRow>(
+            "SELECT channel, destination, status, reason, updated_at AS UpdatedAt FROM challenge_channels WHERE challenge_id = @id ORDER BY channel",
+            new { id }), ct);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        return new ChallengeView(
+            row.Id, row.UserKey, row.Type, row.EffectiveStatus(now),
+            channels.Select(ch => new ChannelStatus(ch.Channel, ch.Destination, ch.Status, ch.Reason, DateTimeOffset.FromUnixTimeMilliseconds(ch.UpdatedAt))).ToList(),
+            DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(row.ExpiresAt),
+            (int)Math.Max(0, row.MaxAttempts - row.Attempts), caller.LiveMode);
+    }
+
+    /// <summary>Verifies a code of the EMAIL, PHONE or DUAL family against the newest challenge of that family.</summary>
+    public async Task<Verification> VerifyAsync(ApiCaller caller, string family, string? userValue, string? codeValue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var settings = caller.Application.Settings;
+        var user = family switch
+        {
+            "EMAIL" => MfaUser.ParseEmail(userValue ?? ""),
+            "DUAL" => MfaUser.ParseDual(userValue),
+            _ => MfaUser.ParsePhone(userValue ?? ""),
+        };
+        var enabled = family switch
+        {
+            "EMAIL" => settings.IsEnabled(Channels.Email),
+            "DUAL" => settings.IsEnabled(Channels.Dual),
+            _ => settings.IsEnabled(Channels.Sms) || settings.IsEnabled(Channels.WhatsApp) || settings.IsEnabled(Channels.Call),
+        };
+        if (family == "DUAL" && caller.Application.Plan != Plans.Enterprise)
+        {
+            throw new MfaException(ErrorCode.PlanRequired, "the Dual MFA System needs the enterprise plan", "type");
+        }
+
+        if (!enabled)
+        {
+            throw new MfaException(ErrorCode.MethodDisabled, $"{family} codes are not enabled in this application's settings", "type");
+        }
+
+        var code = NormaliseCode(codeValue);
+        var now = time.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var row = await db.WithConnectionAsync(c => c.QueryFirstOrDefaultAsync<ChallengeRow>(
+            $"SELECT {ChallengeRow.Columns} FROM challenges WHERE application_id = @app AND mode = @mode AND user_key = @user AND family = @family ORDER BY created_at DESC, id DESC LIMIT 1",
+            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key, family }), ct);
+        ThrowUnlessVerifiable(row, nowMs);
+        var challengeId = row.Id;
+
+        // Count the attempt before checking, in one conditional statement: parallel guesses cannot exceed the limit.
+        var attempts = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<long?>(
+            "UPDATE challenges SET attempts = attempts + 1 WHERE id = @id AND status = @Pending AND attempts < max_attempts AND expires_at > @now RETURNING attempts",
+            new { id = challengeId, Pending, now = nowMs }), ct);
+        if (attempts is null)
+        {
+            var again = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<ChallengeRow>(
+                $"SELECT {ChallengeRow.Columns} FROM challenges WHERE id = @id", new { id = challengeId }), ct);
+            ThrowUnlessVerifiable(again, nowMs);
+            throw new MfaException(ErrorCode.NoPendingChallenge, "the challenge is no longer pending", "code");
+        }
+
+        var channels = family == "DUAL" ? new[] { Channels.Email, Channels.Sms } : [row.Type];
+        var match = false;
+        foreach (var channel in channels)
+        {
+            // No early exit: every channel's code is derived and compared.
+            match |= code.Length == row.CodeLength && codes.Verify(row.Id, channel, row.Nonce, (int)row.CodeLength, (int)row.CodeKeyVersion, code);
+        }
+
+        if (match)
+        {
+            var approved = await db.WithConnectionAsync(c => c.ExecuteAsync(
+                "UPDATE challenges SET status = @Approved, approved_at = @now WHERE id = @id AND status = @Pending",
+                new { Approved, Pending, id = row.Id, now = nowMs }), ct);
+            if (approved == 1)
+            {
+                return new Verification(user.Key, family, now, caller.LiveMode, row.Id);
+            }
+
+            throw new MfaException(ErrorCode.NoPendingChallenge, "this code was already used", "code");
+        }
+
+        var remaining = (int)(row.MaxAttempts - attempts.Value);
+        if (remaining <= 0)
+        {
+            await db.WithConnectionAsync(c => c.ExecuteAsync(
+                "UPDATE challenges SET status = @Exhausted WHERE id = @id AND status = @Pending",
+                new { Exhausted, Pending, id = row.Id }), ct);
+        }
+
+        throw new MfaException(ErrorCode.InvalidCode, remaining > 0
+            ? $"the code is not valid; {remaining} attempt(s) left on this challenge"
+            : "the code is not valid; no attempts left, send a new code", "code")
+        { AttemptsRemaining = remaining };
+    }
+
+    /// <summary>Digits only after removing spaces and hyphens; 4–10 of them.</summary>
+    public static string NormaliseCode(string? value)
+    {
+        var code = (value ?? "").Replace(" ", "", StringComparison.Ordinal).Replace("-", "", StringComparison.Ordinal);
+        if (code.Length is < OobCodes.MinLength or > OobCodes.MaxLength || !code.All(char.IsAsciiDigit))
+        {
+            throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be 4 to 10 digits", "code");
+        }
+
+        return code;
+    }
+
+    private static void ThrowUnlessVerifiable([System.Diagnostics.CodeAnalysis.NotNull] ChallengeRow? row, long nowMs)
+    {
+        if (row is null)
+        {
+            throw new MfaException(ErrorCode.NoPendingChallenge, "no code was sent to this user for this type; send one first", "user");
+        }
+
+        switch (row.EffectiveStatus(nowMs))
+        {
+            case "expired":
+                throw new MfaException(ErrorCode.CodeExpired, "the code has expired; send a new one", "code");
+            case Exhausted:
+                throw new MfaException(ErrorCode.TooManyAttempts, "too many wrong codes for this challenge; send a new code", "code")
+                { AttemptsRemaining = 0, RetryAfterSeconds = (int)Math.Max(1, (row.ExpiresAt - nowMs) / 1000) };
+            case Approved:
+                throw new MfaException(ErrorCode.NoPendingChallenge, "the newest code for this user was already used; send a new one", "code");
+            case Canceled:
+                throw new MfaException(ErrorCode.NoPendingChallenge, "the newest challenge was canceled; send a new code", "code");
+        }
+    }
+
+    private async Task CheckSendLimitsAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string destination, string family, ApplicationSettings settings, DateTimeOffset now)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        // Upsert then lock the destination's row: concurrent sends to one destination queue here, on any node.
+        await c.ExecuteAsync(
+            "INSERT INTO destinations (application_id, mode, destination, last_send_at) VALUES (@app, @mode, @destination, 0) ON CONFLICT (application_id, mode, destination) DO NOTHING",
+            new { app = caller.Application.Id, mode = caller.Mode, destination }, tx);
+        await c.ExecuteScalarAsync<long>(
+            "SELECT last_send_at FROM destinations WHERE application_id = @app AND mode = @mode AND destination = @destination" + db.Dialect.ForUpdate,
+            new { app = caller.Application.Id, mode = caller.Mode, destination }, tx);
+        var windowStart = nowMs - (settings.SendWindowSeconds * 1000L);
+        var recent = (await c.QueryAsync<SendRow>(
+            """
+            SELECT o.created_at AS CreatedAt, c.family AS Family FROM outbox o JOIN challenges c ON c.id = o.challenge_id
+            WHERE o.application_id = @app AND o.mode = @mode AND o.destination = @destination AND o.kind = 'code' AND o.created_at > @windowStart
+            ORDER BY o.created_at
+            """,
+            new { app = caller.Application.Id, mode = caller.Mode, destination, windowStart }, tx)).ToList();
+        var lastResend = recent.LastOrDefault(r => r.Family == family);
+        if (lastResend is not null && settings.ResendCooldownSeconds > 0)
+        {
+            // The cool-down is between resends of the same kind of code; the window counts every code.
+            var wait = lastResend.CreatedAt + (settings.ResendCooldownSeconds * 1000L) - nowMs;
+            if (wait > 0)
+            {
+                throw new MfaException(ErrorCode.RateLimited, $"a code was sent to this destination less than {settings.ResendCooldownSeconds} s ago", "user")
+                { RetryAfterSeconds = (int)Math.Ceiling(wait / 1000.0) };
+            }
+        }
+
+        if (recent.Count >= settings.SendsPerDestination)
+        {
+            var wait = recent[^settings.SendsPerDestination].CreatedAt + (settings.SendWindowSeconds * 1000L) - nowMs;
+            throw new MfaException(ErrorCode.RateLimited, $"at most {settings.SendsPerDestination} codes per {settings.SendWindowSeconds} s to one destination", "user")
+            { RetryAfterSeconds = (int)Math.Max(1, Math.Ceiling(wait / 1000.0)) };
+        }
+
+        await c.ExecuteAsync(
+            "UPDATE destinations SET last_send_at = @nowMs WHERE application_id = @app AND mode = @mode AND destination = @destination",
+            new { nowMs, app = caller.Application.Id, mode = caller.Mode, destination }, tx);
+    }
+
+    private async Task<ChallengeView?> FindIdempotentAsync(ApiCaller caller, string key, string fingerprint, CancellationToken ct)
+    {
+        var since = (time.GetUtcNow() - TimeSpan.FromHours(24)).ToUnixTimeMilliseconds();
+        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<IdempotencyRow>(
+            "SELECT fingerprint, challenge_id AS ChallengeId, created_at AS CreatedAt FROM idempotency_keys WHERE application_id = @app AND mode = @mode AND key = @key",
+            new { app = caller.Application.Id, mode = caller.Mode, key }), ct);
+        if (row is null)
+        {
+            return null;
+        }
+
+        if (row.CreatedAt <= since)
+        {
+            await db.WithConnectionAsync(c => c.ExecuteAsync(
+                "DELETE FROM idempotency_keys WHERE application_id = @app AND mode = @mode AND key = @key AND created_at <= @since",
+                new { app = caller.Application.Id, mode = caller.Mode, key, since }), ct);
+            return null;
+        }
+
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(row.Fingerprint), Encoding.UTF8.GetBytes(fingerprint)))
+        {
+            throw new MfaException(ErrorCode.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours", "Idempotency-Key");
+        }
+
+        return await GetAsync(caller, row.ChallengeId, ct);
+    }
+
+    private sealed class ChallengeRow
+    {
+        public const string Columns =
+            "id, user_key AS UserKey, type, status, nonce, code_length AS CodeLength, code_key_version AS CodeKeyVersion, attempts, max_attempts AS MaxAttempts, created_at AS CreatedAt, expires_at AS ExpiresAt";
+
+        public string Id { get; init; } = "";
+
+        public string UserKey { get; init; } = "";
+
+        public string Type { get; init; } = "";
+
+        public string Status { get; init; } = "";
+
+        public byte[] Nonce { get; init; } = [];
+
+        public long CodeLength { get; init; }
+
+        public long CodeKeyVersion { get; init; }
+
+        public long Attempts { get; init; }
+
+        public long MaxAttempts { get; init; }
+
+        public long CreatedAt { get; init; }
+
+        public long ExpiresAt { get; init; }
+
+        public string EffectiveStatus(long nowMs) =>
+            Status == Pending && ExpiresAt <= nowMs ? "expired"
+            : Status == Pending && Attempts >= MaxAttempts ? Exhausted
+            : Status;
+    }
+
+    private sealed class ChannelRow
+    {
+        public string Channel { get; init; } = "";
+
+        public string Destination { get; init; } = "";
+
+        public string Status { get; init; } = "";
+
+        public string? Reason { get; init; }
+
+        public long UpdatedAt { get; init; }
+    }
+
+    private sealed class SendRow
+    {
+        public long CreatedAt { get; init; }
+
+        public string Family { get; init; } = "";
+    }
+
+    private sealed class IdempotencyRow
+    {
+        public string Fingerprint { get; init; } = "";
+
+        public string ChallengeId { get; init; } = "";
+
+        public long CreatedAt { get; init; }
+    }
+}

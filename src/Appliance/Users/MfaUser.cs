@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Net.Mail;
+using DevRift.Hsm.Appliance.Errors;
+using PhoneNumbers;
+
+namespace DevRift.Hsm.Appliance.Users;
+
+/// <summary>
+/// An end user as the integrator names them: an email address, an E.164 phone number, or for DUAL
+/// <c>email:phone</c>. <see cref="Key"/> is the normalised identity (one per application and mode).
+/// </summary>
+public sealed record MfaUser(string Key, string? Email, string? Phone)
+{
+    private static readonly PhoneNumberUtil s_phones = PhoneNumberUtil.GetInstance();
+
+    public const string PhoneFormat = "E.164: '+' then country code and number, up to 15 digits, e.g. +14155550123";
+
+    /// <summary>Parses any of the three forms; the form is decided by the content.</summary>
+    public static MfaUser Parse(string? value, string param = "user")
+    {
+        var v = (value ?? "").Trim();
+        if (v.Length == 0)
+        {
+            throw new MfaException(ErrorCode.InvalidUser, $"'{param}' is required: an email address, an E.164 phone number, or email:phone", param);
+        }
+
+        if (v.Length > 320)
+        {
+            throw new MfaException(ErrorCode.InvalidUser, $"'{param}' is longer than 320 characters", param);
+        }
+
+        if (v.Contains('@', StringComparison.Ordinal) && v.LastIndexOf(':') > v.IndexOf('@', StringComparison.Ordinal))
+        {
+            return ParseDual(v, param);
+        }
+
+        return v.Contains('@', StringComparison.Ordinal) ? ParseEmail(v, param) : ParsePhone(v, param);
+    }
+
+    /// <summary>Parses <c>email:phone</c> (in that order).</summary>
+    public static MfaUser ParseDual(string? value, string param = "user")
+    {
+        var v = (value ?? "").Trim();
+        var colon = v.LastIndexOf(':');
+        if (colon <= 0 || !v[..colon].Contains('@', StringComparison.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidUser, $"'{param}' must be email:phone for DUAL, e.g. ada@example.com:+14155550123", param);
+        }
+
+        var email = ParseEmail(v[..colon], param).Email!;
+        var phone = ParsePhone(v[(colon + 1)..], param).Phone!;
+        return new MfaUser($"{email}:{phone}", email, phone);
+    }
+
+    public static MfaUser ParseEmail(string value, string param = "user")
+    {
+        var v = value.Trim();
+        var at = v.LastIndexOf('@');
+        if (at <= 0 || at == v.Length - 1 || v.Length > 254 || v.Any(char.IsWhiteSpace) || v.Contains(',', StringComparison.Ordinal)
+            || !MailAddress.TryCreate(v, out var address) || !string.Equals(address.Address, v, StringComparison.Ordinal)
+            || !v[(at + 1)..].Contains('.', StringComparison.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidEmail, $"'{param}' is not a valid email address (expected name@example.com)", param);
+        }
+
+        var normalised = v.ToLowerInvariant();
+        return new MfaUser(normalised, normalised, null);
+    }
+
+    public static MfaUser ParsePhone(string value, string param = "user")
+    {
+        var v = value.Trim();
+        if (v.Length < 2 || v[0] != '+' || v.Length > 16 || !v.AsSpan(1).ContainsOnlyDigits())
+        {
+            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+        }
+
+        try
+        {
+            var number = s_phones.Parse(v, null);
+            if (!s_phones.IsValidNumber(number))
+            {
+                throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+            }
+
+            var e164 = s_phones.Format(number, PhoneNumberFormat.E164);
+            return new MfaUser(e164, null, e164);
+        }
+        catch (NumberParseException)
+        {
+            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+        }
+    }
+
+    public bool IsDual => Email is not null && Phone is not null;
+
+    public override string ToString() => Key;
+}
+
+internal static class SpanDigits
+{
+    public static bool ContainsOnlyDigits(this ReadOnlySpan<char> s)
+    {
+        foreach (var c in s)
+        {
+            if (c is < '0' or > '9')
+            {
+                return false;
+            }
+        }
+
+        return s.Length > 0;
+    }
+}
+
+internal static class Ids
+{
+    private const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    /// <summary>A typed, random identifier such as <c>mfa_3k9…</c> (not a secret; 24 base62 characters).</summary>
+    public static string New(string prefix, int length = 24) =>
+        prefix + System.Security.Cryptography.RandomNumberGenerator.GetString(Alphabet, length);
+
+    public static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
