@@ -93,7 +93,7 @@ public sealed partial class ProblemExceptionHandler(ILogger<ProblemExceptionHand
         }
         else if (problem.Error.Kind == ErrorKind.Unavailable)
         {
-            LogUnavailable(logger, problem.Error.Code, exception.GetType().Name);
+            LogUnavailable(logger, problem.Error.Code, exception is StorageUnavailableException ? exception.Message : exception.GetType().Name);
         }
 
         await ProblemResponses.WriteAsync(httpContext, problem);

@@ -70,13 +70,19 @@ public sealed class OutboxStore(Database db, Sealer sealer)
     /// <summary>Messages the appliance would have sent to these destinations in test mode, newest first.</summary>
     public async Task<IReadOnlyList<TestMessage>> TestMessagesAsync(string applicationId, IReadOnlyCollection<string> destinations, int limit, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(destinations);
+        if (destinations.Count is < 1 or > 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(destinations), "one email and/or one phone");
+        }
+
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(
             $"""
             SELECT id, channel, destination, sealed_body AS SealedBody, created_at AS CreatedAt FROM outbox
-            WHERE application_id = @applicationId AND mode = '{Modes.Test}' AND destination IN @destinations AND sealed_body IS NOT NULL
+            WHERE application_id = @applicationId AND mode = '{Modes.Test}' AND destination IN (@d1, @d2) AND sealed_body IS NOT NULL
             ORDER BY created_at DESC, id DESC LIMIT @limit
             """,
-            new { applicationId, destinations = destinations.ToArray(), limit }), ct);
+            new { applicationId, d1 = destinations.First(), d2 = destinations.Last(), limit }), ct);
         return rows.Select(r =>
         {
             var plain = sealer.Open(r.SealedBody!, r.Id);

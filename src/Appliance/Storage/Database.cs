@@ -71,9 +71,13 @@ public sealed class Database
         }
         catch (DbException e)
         {
-            throw new StorageUnavailableException($"a database operation failed ({e.GetType().Name})", e);
+            throw Unavailable(e);
         }
     }
+
+    /// <summary>SQLSTATE or SQLite error code only: driver messages can quote the data of the failing row.</summary>
+    internal static StorageUnavailableException Unavailable(DbException e) =>
+        new($"a database operation failed ({e.GetType().Name} {e.SqlState ?? (e as SqliteException)?.SqliteErrorCode.ToString(System.Globalization.CultureInfo.InvariantCulture)})", e);
 
     /// <summary>Runs <paramref name="work"/> on an open connection outside any explicit transaction.</summary>
     public async Task<T> WithConnectionAsync<T>(Func<DbConnection, Task<T>> work, CancellationToken cancellationToken = default)
@@ -86,7 +90,7 @@ public sealed class Database
         }
         catch (DbException e)
         {
-            throw new StorageUnavailableException($"a database operation failed ({e.GetType().Name})", e);
+            throw Unavailable(e);
         }
     }
 
