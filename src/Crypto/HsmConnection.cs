@@ -274,29 +274,30 @@ public sealed class HsmConnection : IDisposable
 
         lock (_connectLock)
         {
-            state = _state;
-            if (state is not null && state.Epoch != _module.Epoch)
-            {
-                CloseState(state);
-                _state = state = null;
-            }
-
-            if (state is not null)
-            {
-                return state;
-            }
-
-            if (state is not null)
-            {
-                // The token's store vanished under a module that serves from memory.
-                _state = null;
-                CloseState(state);
-                state = null;
-                _storeLost = true;
-            }
-
             var now = _time.GetUtcNow().UtcTicks;
-            if (now < Interlocked.Read(ref _nextAttemptTicks))
+            state = _state;
+            if (state is not null)
+            {
+                var reason = state.Epoch != _module.Epoch ? "module re-initialised"
+                    : _storePath is not null && !Directory.Exists(_storePath) ? "token store missing"
+                    : null;
+                if (reason is null)
+                {
+                    return state;
+                }
+
+                CloseState(state);
+                _state = null;
+                ThreadPool.QueueUserWorkItem(r => StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, (string)r!)), reason);
+                if (reason == "token store missing")
+                {
+                    // A module serving from memory after its store vanished; reconnect only once it is back.
+                    _storeLost = true;
+                    Interlocked.Exchange(ref _nextAttemptTicks, now + _options.ReconnectInterval.Ticks);
+                    throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' store is missing");
+                }
+            }
+            else if (now < Interlocked.Read(ref _nextAttemptTicks))
             {
                 throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is unavailable");
             }
@@ -405,10 +406,6 @@ public sealed class HsmConnection : IDisposable
         if (present)
         {
             Interlocked.Exchange(ref _nextStoreCheck, now + (_time.TimestampFrequency / 4));
-        }
-        else
-        {
-            ThreadPool.QueueUserWorkItem(_ => StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, "token store missing")));
         }
 
         return present;
