@@ -1,5 +1,7 @@
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Hsm;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.Storage;
@@ -23,6 +25,9 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<OutboxStore>();
         services.AddSingleton<DeliveryRouting>();
         services.AddSingleton<ChallengeService>();
+        services.AddSingleton<Lockouts>();
+        services.AddSingleton<TotpFactors>();
+        services.AddSingleton<BackupCodes>();
         services.AddSingleton<ApplianceInitializer>();
         return services;
     }

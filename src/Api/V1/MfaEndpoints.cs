@@ -1,7 +1,9 @@
 using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -11,7 +13,7 @@ namespace DevRift.Hsm.Api.V1;
 /// <summary>The integrator API of API.md under <c>/v1</c>, behind API-key authentication.</summary>
 public static class MfaEndpoints
 {
-    public static readonly string[] VerifyTypes = ["EMAIL", "PHONE", "DUAL"];
+    public static readonly string[] VerifyTypes = ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP"];
 
     public static RouteGroupBuilder MapV1(this IEndpointRouteBuilder app)
     {
@@ -28,6 +30,7 @@ public static class MfaEndpoints
         v1.MapGet("/test/messages", TestMessagesAsync)
             .WithName("TestMessages")
             .WithSummary("Test mode only: the messages the appliance would have sent to a user, newest first");
+        v1.MapFactors();
         return v1;
     }
 
@@ -43,7 +46,7 @@ public static class MfaEndpoints
     private static async Task<Ok<ChallengeResponse>> GetAsync(HttpContext http, string id, ChallengeService challenges) =>
         TypedResults.Ok(ChallengeResponse.From(await challenges.GetAsync(http.Caller(), id, http.RequestAborted)));
 
-    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, ChallengeService challenges)
+    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, ChallengeService challenges, TotpFactors apps, BackupCodes backups)
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         var user = body.Require("user", ErrorCode.InvalidUser);
@@ -52,6 +55,10 @@ public static class MfaEndpoints
         var verification = type switch
         {
             "EMAIL" or "PHONE" or "DUAL" => await challenges.VerifyAsync(caller, type, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted),
+            "APP" => new Verification(MfaUser.Parse(user).Key, type,
+                await apps.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
+            "BACKUP" => new Verification(MfaUser.Parse(user).Key, type,
+                await backups.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
             _ => throw new MfaException(ErrorCode.InvalidType, $"'type' must be one of {string.Join(", ", VerifyTypes)}", "type"),
         };
         http.Response.Headers.CacheControl = "no-store";
@@ -66,7 +73,7 @@ public static class MfaEndpoints
             throw new MfaException(ErrorCode.LiveModeForbidden, "the test outbox is only readable with a test key");
         }
 
-        var parsed = MfaUser.Parse(user?.Replace(' ', '+'));
+        var parsed = MfaUser.Parse(FactorEndpoints.Required(user));
         var destinations = new[] { parsed.Email, parsed.Phone }.OfType<string>().ToList();
         var messages = await outbox.TestMessagesAsync(caller.Application.Id, destinations, 100, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
