@@ -580,6 +580,35 @@ internal readonly struct HsmContext(HsmConnection connection, ISession session, 
 
     public static IMechanism Mechanism(CKM mechanism) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism);
 
+    /// <summary>
+    /// Whether a failure of unwrap or decrypt was the data's fault. SoftHSM2 answers <c>CKR_GENERAL_ERROR</c> when an
+    /// RFC 5649 integrity check or a GCM tag fails; that is bad data when the same session still serves a keyed
+    /// operation, and a lost device otherwise.
+    /// </summary>
+    public static bool IsBadData(HsmContext ctx, Pkcs11Exception e)
+    {
+        if (e.RV is CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_WRAPPED_KEY_LEN_RANGE or CKR.CKR_ENCRYPTED_DATA_INVALID
+            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_DATA_INVALID)
+        {
+            return true;
+        }
+
+        if (e.RV != CKR.CKR_GENERAL_ERROR)
+        {
+            return false;
+        }
+
+        try
+        {
+            ctx.Session.Sign(Mechanism(CKM.CKM_SHA256_HMAC), ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]);
+            return true;
+        }
+        catch (Pkcs11Exception)
+        {
+            return false;
+        }
+    }
+
     public static IObjectAttribute Attribute(CKA type, bool value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
 
     public static IObjectAttribute Attribute(CKA type, ulong value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);

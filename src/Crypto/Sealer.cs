@@ -46,7 +46,14 @@ public sealed class Sealer(HsmConnection hsm)
         return hsm.Execute(ctx =>
         {
             var key = ctx.Keys.Handle(KeyPurpose.Seal, version);
-            return ctx.Session.Decrypt(GcmMechanism(iv, Aad(header, context)), key, sealedBlob[HeaderLength..]);
+            try
+            {
+                return ctx.Session.Decrypt(GcmMechanism(iv, Aad(header, context)), key, sealedBlob[HeaderLength..]);
+            }
+            catch (Net.Pkcs11Interop.Common.Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
+            {
+                throw new HsmDataException($"the sealed blob does not open ({e.RV})", e);
+            }
         });
     }
 

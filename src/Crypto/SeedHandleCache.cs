@@ -5,8 +5,10 @@ namespace DevRift.Hsm.Crypto;
 
 /// <summary>
 /// Bounded LRU of unwrapped seeds: wrapped-blob digest → handle of a sign-only session object owned by the
-/// connection's cache session. Entries of an older connection generation are dead (their session closed) and
-/// are ignored. Evicted objects are destroyed in the HSM by the caller.
+/// connection's cache session. Callers lease an entry for the length of one <c>C_Sign</c>; an entry evicted
+/// while leased is destroyed only when its last lease ends, so no thread ever signs with a destroyed handle.
+/// Entries of an older connection generation died with their session and are never destroyed by handle
+/// (the number may already name another object).
 /// </summary>
 internal sealed class SeedHandleCache(int capacity)
 {
@@ -32,7 +34,8 @@ internal sealed class SeedHandleCache(int capacity)
         return string.Create(null, stackalloc char[72], $"{seed.KekVersion}:{Convert.ToHexString(digest)}");
     }
 
-    public bool TryGet(string key, int generation, out IObjectHandle handle)
+    /// <summary>Leases the cached handle, or returns null when there is none for this generation.</summary>
+    public Entry? Acquire(string key, int generation)
     {
         lock (_lock)
         {
@@ -40,68 +43,113 @@ internal sealed class SeedHandleCache(int capacity)
             {
                 _lru.Remove(node);
                 _lru.AddFirst(node);
-                handle = node.Value.Handle;
-                return true;
-            }
-        }
-
-        handle = null!;
-        return false;
-    }
-
-    /// <summary>Adds an entry; returns the handles that fell out and must be destroyed (same generation only).</summary>
-    public List<IObjectHandle> Add(string key, int generation, IObjectHandle handle)
-    {
-        var evicted = new List<IObjectHandle>();
-        lock (_lock)
-        {
-            if (_map.Remove(key, out var old))
-            {
-                _lru.Remove(old);
-                if (old.Value.Generation == generation)
-                {
-                    evicted.Add(old.Value.Handle);
-                }
-            }
-
-            _map[key] = _lru.AddFirst(new Entry(key, generation, handle));
-            while (_map.Count > capacity)
-            {
-                var last = _lru.Last!;
-                _lru.RemoveLast();
-                _map.Remove(last.Value.Key);
-                if (last.Value.Generation == generation)
-                {
-                    evicted.Add(last.Value.Handle);
-                }
-            }
-        }
-
-        return evicted;
-    }
-
-    public IObjectHandle? Remove(string key)
-    {
-        lock (_lock)
-        {
-            if (_map.Remove(key, out var node))
-            {
-                _lru.Remove(node);
-                return node.Value.Handle;
+                node.Value.Leases++;
+                return node.Value;
             }
         }
 
         return null;
     }
 
+    /// <summary>
+    /// Adds a freshly unwrapped handle, leased once by the caller. Returns the handles that fell out of the cache
+    /// with no lease on them: the caller destroys those in the HSM.
+    /// </summary>
+    public Entry Add(string key, int generation, IObjectHandle handle, List<IObjectHandle> toDestroy)
+    {
+        lock (_lock)
+        {
+            if (_map.Remove(key, out var old))
+            {
+                _lru.Remove(old);
+                Evict(old.Value, generation, toDestroy);
+            }
+
+            var entry = new Entry(key, generation, handle) { Leases = 1 };
+            _map[key] = _lru.AddFirst(entry);
+            while (_map.Count > capacity)
+            {
+                var last = _lru.Last!;
+                _lru.RemoveLast();
+                _map.Remove(last.Value.Key);
+                Evict(last.Value, generation, toDestroy);
+            }
+
+            return entry;
+        }
+    }
+
+    /// <summary>Ends a lease; returns the handle to destroy if the entry was evicted meanwhile and this was its last lease.</summary>
+    public IObjectHandle? Release(Entry entry, int generation)
+    {
+        lock (_lock)
+        {
+            entry.Leases--;
+            return entry.Evicted && entry.Leases == 0 && !entry.Destroyed && entry.Generation == generation
+                ? MarkDestroyed(entry)
+                : null;
+        }
+    }
+
+    /// <summary>The HSM no longer knows this handle: drop the entry, if it is still the cached one.</summary>
+    public void Invalidate(Entry entry)
+    {
+        lock (_lock)
+        {
+            if (_map.TryGetValue(entry.Key, out var node) && ReferenceEquals(node.Value, entry))
+            {
+                _map.Remove(entry.Key);
+                _lru.Remove(node);
+            }
+
+            entry.Evicted = true;
+            entry.Destroyed = true; // nothing left to destroy
+        }
+    }
+
+    /// <summary>The owning session is gone: every object died with it.</summary>
     public void Clear()
     {
         lock (_lock)
         {
+            foreach (var entry in _lru)
+            {
+                entry.Evicted = true;
+                entry.Destroyed = true;
+            }
+
             _map.Clear();
             _lru.Clear();
         }
     }
 
-    private sealed record Entry(string Key, int Generation, IObjectHandle Handle);
+    private static void Evict(Entry entry, int generation, List<IObjectHandle> toDestroy)
+    {
+        entry.Evicted = true;
+        if (entry.Leases == 0 && !entry.Destroyed && entry.Generation == generation)
+        {
+            toDestroy.Add(MarkDestroyed(entry));
+        }
+    }
+
+    private static IObjectHandle MarkDestroyed(Entry entry)
+    {
+        entry.Destroyed = true;
+        return entry.Handle;
+    }
+
+    internal sealed class Entry(string key, int generation, IObjectHandle handle)
+    {
+        public string Key { get; } = key;
+
+        public int Generation { get; } = generation;
+
+        public IObjectHandle Handle { get; } = handle;
+
+        public int Leases { get; set; }
+
+        public bool Evicted { get; set; }
+
+        public bool Destroyed { get; set; }
+    }
 }

@@ -81,11 +81,19 @@ public sealed class SeedVault(HsmConnection hsm)
                 return seed;
             }
 
-            var obj = ctx.Session.UnwrapKey(
-                HsmContext.Mechanism(hsm.WrapMechanism),
-                ctx.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion),
-                seed.Blob,
-                UnwrapTemplate(extractable: true));
+            IObjectHandle obj;
+            try
+            {
+                obj = ctx.Session.UnwrapKey(
+                    HsmContext.Mechanism(hsm.WrapMechanism),
+                    ctx.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion),
+                    seed.Blob,
+                    UnwrapTemplate(extractable: true));
+            }
+            catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
+            {
+                throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
+            }
             try
             {
                 return new WrappedSeed(version, ctx.Session.WrapKey(HsmContext.Mechanism(hsm.WrapMechanism), kek, obj));
@@ -103,20 +111,27 @@ public sealed class SeedVault(HsmConnection hsm)
         ArgumentNullException.ThrowIfNull(seed);
         var mechanism = HmacMechanism(mode);
         var key = SeedHandleCache.KeyOf(seed);
-        for (var attempt = 0; attempt < 2; attempt++)
+        for (var attempt = 0; attempt < 3; attempt++)
         {
             var result = hsm.Execute(ctx =>
             {
-                var handle = HandleFor(ctx, key, seed);
+                var lease = hsm.SeedHandles.Acquire(key, ctx.Generation) ?? Unwrap(key, seed);
                 try
                 {
-                    return ctx.Session.Sign(HsmContext.Mechanism(mechanism), handle, data);
+                    return ctx.Session.Sign(HsmContext.Mechanism(mechanism), lease.Handle, data);
                 }
                 catch (Pkcs11Exception e) when (e.RV is CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_OBJECT_HANDLE_INVALID)
                 {
-                    // The cached object was evicted meanwhile: forget it and unwrap again.
-                    hsm.SeedHandles.Remove(key);
+                    // The object is gone (its session was reset): forget it and unwrap again.
+                    hsm.SeedHandles.Invalidate(lease);
                     return null;
+                }
+                finally
+                {
+                    if (hsm.SeedHandles.Release(lease, ctx.Generation) is { } evicted)
+                    {
+                        Destroy([evicted]);
+                    }
                 }
             });
             if (result is not null)
@@ -134,29 +149,48 @@ public sealed class SeedVault(HsmConnection hsm)
     /// <summary>Unwrapped seeds currently held as session objects.</summary>
     public int CachedHandles => hsm.SeedHandles.Count;
 
-    private IObjectHandle HandleFor(HsmContext ctx, string key, WrappedSeed seed)
+    /// <summary>Unwraps on the long-lived cache session so the object outlives the pooled session's lease.</summary>
+    private SeedHandleCache.Entry Unwrap(string key, WrappedSeed seed)
     {
-        if (hsm.SeedHandles.TryGet(key, ctx.Generation, out var handle))
+        var toDestroy = new List<IObjectHandle>();
+        var entry = hsm.ExecuteOnCacheSession(cache =>
         {
-            return handle;
-        }
-
-        // Unwrap on the long-lived cache session so the object outlives this pooled session's lease.
-        return hsm.ExecuteOnCacheSession(cache =>
-        {
-            if (hsm.SeedHandles.TryGet(key, cache.Generation, out var again))
+            if (hsm.SeedHandles.Acquire(key, cache.Generation) is { } again)
             {
                 return again;
             }
 
             var kek = cache.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion);
-            var created = cache.Session.UnwrapKey(
-                HsmContext.Mechanism(hsm.WrapMechanism), kek, seed.Blob, UnwrapTemplate(extractable: false));
-            foreach (var evicted in hsm.SeedHandles.Add(key, cache.Generation, created))
+            IObjectHandle created;
+            try
+            {
+                created = cache.Session.UnwrapKey(HsmContext.Mechanism(hsm.WrapMechanism), kek, seed.Blob, UnwrapTemplate(extractable: false));
+            }
+            catch (Pkcs11Exception e) when (HsmContext.IsBadData(cache, e))
+            {
+                throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
+            }
+
+            return hsm.SeedHandles.Add(key, cache.Generation, created, toDestroy);
+        });
+        Destroy(toDestroy);
+        return entry;
+    }
+
+    private void Destroy(List<IObjectHandle> handles)
+    {
+        if (handles.Count == 0)
+        {
+            return;
+        }
+
+        hsm.ExecuteOnCacheSession(cache =>
+        {
+            foreach (var handle in handles)
             {
                 try
                 {
-                    cache.Session.DestroyObject(evicted);
+                    cache.Session.DestroyObject(handle);
                 }
                 catch (Pkcs11Exception e) when (e.RV is CKR.CKR_OBJECT_HANDLE_INVALID)
                 {
@@ -164,7 +198,7 @@ public sealed class SeedVault(HsmConnection hsm)
                 }
             }
 
-            return created;
+            return 0;
         });
     }
 
