@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+# Run a command as the postgres user, whether we are root (CI) or not.
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
 need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
@@ -20,8 +22,8 @@ fi
 if command -v pg_ctlcluster >/dev/null 2>&1; then
   $sudo pg_ctlcluster 15 main start 2>/dev/null || true
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
-  $sudo -u postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='devrift_test'" | grep -q 1 \
-    || $sudo -u postgres psql -qc "CREATE ROLE devrift_test LOGIN PASSWORD 'devrift_test' CREATEDB"
+  as_postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='devrift_test'" | grep -q 1 \
+    || as_postgres psql -qc "CREATE ROLE devrift_test LOGIN PASSWORD 'devrift_test' CREATEDB"
   export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
 fi
 
