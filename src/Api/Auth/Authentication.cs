@@ -20,8 +20,8 @@ public static class Authentication
             var caller = await keys.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
             if (caller is null)
             {
-                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"devrift\"";
-                throw new MfaException(ErrorCode.InvalidApiKey, "send a valid API key as 'Authorization: Bearer sk_test_…' or 'sk_live_…'");
+                return await RefuseAsync(http, "Bearer realm=\"devrift\"",
+                    new MfaException(ErrorCode.InvalidApiKey, "send a valid API key as 'Authorization: Bearer sk_test_…' or 'sk_live_…'"));
             }
 
             http.Items[CallerKey] = caller;
@@ -40,14 +40,25 @@ public static class Authentication
             var id = await operators.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
             if (id is null)
             {
-                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"devrift-admin\"";
-                throw new MfaException(ErrorCode.InvalidApiKey, "send a valid operator token as 'Authorization: Bearer adm_…'");
+                return await RefuseAsync(http, "Bearer realm=\"devrift-admin\"",
+                    new MfaException(ErrorCode.InvalidApiKey, "send a valid operator token as 'Authorization: Bearer adm_…'"));
             }
 
             http.Items[OperatorKey] = id;
             return await next(context);
         });
         return group;
+    }
+
+    /// <summary>
+    /// Writes the 401 here rather than throwing: the exception handler clears response headers, and a 401 must carry
+    /// its <c>WWW-Authenticate</c> challenge (RFC 9110 §15.5.2).
+    /// </summary>
+    private static async Task<object?> RefuseAsync(HttpContext http, string challenge, MfaException problem)
+    {
+        http.Response.Headers.WWWAuthenticate = challenge;
+        await ProblemResponses.WriteAsync(http, problem);
+        return Results.Empty;
     }
 
     public static ApiCaller Caller(this HttpContext context)
