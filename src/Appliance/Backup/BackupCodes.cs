@@ -150,10 +150,12 @@ public sealed class BackupCodes(
             throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be a backup code: 8 to 20 letters and digits, spaces and hyphens ignored", "code");
         }
 
+        // Used codes of the current set are candidates too: a code that was already used (a double submit, or the
+        // loser of a race) is not a guess and must not count toward the lockout.
         var candidates = (await db.WithConnectionAsync(c => c.QueryAsync<CodeRow>(
-            "SELECT id, set_id AS SetId, verifier, verifier_version AS VerifierVersion FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user AND used_at IS NULL",
+            "SELECT id, set_id AS SetId, verifier, verifier_version AS VerifierVersion, used_at AS UsedAt FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user",
             new { app = caller.Application.Id, mode = caller.Mode, user = user.Key }), ct)).ToList();
-        if (candidates.Count == 0)
+        if (!candidates.Any(c => c.UsedAt is null))
         {
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no unused backup codes; generate a set with POST /v1/mfa/backup", "user");
         }
@@ -179,6 +181,11 @@ public sealed class BackupCodes(
         {
             var remaining = await lockouts.RecordFailureAsync(caller, user.Key, ct);
             throw new MfaException(ErrorCode.InvalidCode, "the backup code is not valid", "code") { AttemptsRemaining = remaining };
+        }
+
+        if (match.UsedAt is not null)
+        {
+            throw new MfaException(ErrorCode.InvalidCode, "this backup code was already used", "code");
         }
 
         var left = await db.InTransactionAsync(async (c, tx) =>
@@ -270,6 +277,8 @@ public sealed class BackupCodes(
         public byte[] Verifier { get; init; } = [];
 
         public long VerifierVersion { get; init; }
+
+        public long? UsedAt { get; init; }
     }
 
     private sealed class SetRow

@@ -61,12 +61,16 @@ public sealed class Lockouts(Database db, TimeProvider time)
         }, ct);
     }
 
-    /// <summary>A success clears the consecutive count (not a hard lock, which only a reset clears).</summary>
+    /// <summary>
+    /// A success clears the consecutive count (not a hard lock, which only a reset clears). The number of locks so far
+    /// stays, so that the next lock still doubles ("doubling on each repeat"): otherwise every legitimate sign-in would
+    /// hand a guesser a fresh 300 s schedule.
+    /// </summary>
     public Task RecordSuccessAsync(ApiCaller caller, string userKey, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         return db.WithConnectionAsync(c => c.ExecuteAsync(
-            "UPDATE lockouts SET failures = 0, locks = 0, locked_until = 0 WHERE application_id = @app AND mode = @mode AND user_key = @userKey AND hard_locked = 0",
+            "UPDATE lockouts SET failures = 0, locked_until = 0 WHERE application_id = @app AND mode = @mode AND user_key = @userKey AND hard_locked = 0",
             new { app = caller.Application.Id, mode = caller.Mode, userKey }), ct);
     }
 
