@@ -39,6 +39,7 @@ public static class ApplianceHost
             k.Limits.MaxRequestBodySize = 1024 * 1024;
         });
         builder.Services.AddAppliance();
+        builder.Services.AddDelivery();
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -46,6 +47,7 @@ public static class ApplianceHost
             // Served as application/json only, so HTML-sensitive characters need no escaping ('+' stays '+').
             o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         });
+        builder.Services.AddSingleton<DevRift.Hsm.Appliance.SecurityKeys.ILocalOrigins, ServerLocalOrigins>();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>

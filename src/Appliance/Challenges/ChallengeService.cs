@@ -138,9 +138,11 @@ public sealed class ChallengeService(
                 return 0;
             }, ct);
         }
-        catch (StorageUnavailableException) when (idempotencyKey is not null)
+        catch (Exception e) when (idempotencyKey is not null
+            && e is StorageUnavailableException or MfaException { Error.Kind: ErrorKind.RateLimited })
         {
-            // A concurrent retry with the same key may have won the insert: answer with its challenge.
+            // A concurrent retry with the same key may have won: its insert conflicts with ours, or its send now counts
+            // against this destination's limits. Answer with its challenge.
             if (await FindIdempotentAsync(caller, idempotencyKey, fingerprint, ct) is { } winner)
             {
                 return winner;
@@ -200,9 +202,14 @@ public sealed class ChallengeService(
         var code = NormaliseCode(codeValue);
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
+        // The pending challenge if there is one (at most one per family): a replaced challenge can carry the same
+        // created_at as its replacement (no cool-down), or a later one (its send read the clock later but committed first).
         var row = await db.WithConnectionAsync(c => c.QueryFirstOrDefaultAsync<ChallengeRow>(
-            $"SELECT {ChallengeRow.Columns} FROM challenges WHERE application_id = @app AND mode = @mode AND user_key = @user AND family = @family ORDER BY created_at DESC, id DESC LIMIT 1",
-            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key, family }), ct);
+            $"""
+            SELECT {ChallengeRow.Columns} FROM challenges WHERE application_id = @app AND mode = @mode AND user_key = @user AND family = @family
+            ORDER BY CASE WHEN status = @Pending THEN 0 ELSE 1 END, created_at DESC, id DESC LIMIT 1
+            """,
+            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key, family, Pending }), ct);
         ThrowUnlessVerifiable(row, nowMs);
         var challengeId = row.Id;
 
@@ -288,6 +295,8 @@ public sealed class ChallengeService(
 
     private async Task CheckSendLimitsAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string destination, string family, ApplicationSettings settings, DateTimeOffset now)
     {
+        // The application's hourly budget first (its lock row, then the destination's: one lock order everywhere).
+        await SendLimits.CheckApplicationAsync(c, tx, db.Dialect, caller.Application.Id, caller.Mode, settings.SendsPerApplicationPerHour, now);
         var nowMs = now.ToUnixTimeMilliseconds();
         // Upsert then lock the destination's row: concurrent sends to one destination queue here, on any node.
         await c.ExecuteAsync(

@@ -8,19 +8,31 @@ namespace DevRift.Hsm.Appliance.Outbox;
 /// </summary>
 public sealed class DeliveryRouting
 {
-    private readonly Dictionary<string, string> _routes;
+    /// <summary>Channels and the provider that serves each when no route is configured.</summary>
+    public static readonly IReadOnlyList<(string Channel, string Provider)> Defaults =
+        [("EMAIL", "smtp"), ("SMS", "twilio"), ("WHATSAPP", "twilio"), ("CALL", "twilio")];
+
+    private readonly Dictionary<string, IDeliveryProvider> _routes;
 
     public DeliveryRouting(IConfiguration configuration, IEnumerable<IDeliveryProvider> providers)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var configured = providers.Where(p => p.IsConfigured).ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
-        _routes = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (channel, fallback) in new[] { ("EMAIL", "smtp"), ("SMS", "twilio"), ("WHATSAPP", "twilio"), ("CALL", "twilio") })
+        ArgumentNullException.ThrowIfNull(providers);
+
+        // The last configured registration of a name wins, so a deployment (or a test) can replace a provider.
+        var configured = new Dictionary<string, IDeliveryProvider>(StringComparer.OrdinalIgnoreCase);
+        foreach (var provider in providers.Where(p => p.IsConfigured))
         {
-            var name = configuration[$"Delivery:Routes:{channel}"] is { Length: > 0 } n ? n : fallback;
+            configured[provider.Name] = provider;
+        }
+
+        _routes = new Dictionary<string, IDeliveryProvider>(StringComparer.Ordinal);
+        foreach (var (channel, fallback) in Defaults)
+        {
+            var name = configuration[$"Delivery:Routes:{channel}"] is { Length: > 0 } n ? n.Trim() : fallback;
             if (configured.TryGetValue(name, out var provider) && provider.Supports(channel))
             {
-                _routes[channel] = provider.Name;
+                _routes[channel] = provider;
             }
         }
     }
@@ -29,7 +41,10 @@ public sealed class DeliveryRouting
     public bool IsConfigured(string channel) => _routes.ContainsKey(channel);
 
     /// <summary>The provider name for a channel, or null.</summary>
-    public string? ProviderFor(string channel) => _routes.GetValueOrDefault(channel);
+    public string? ProviderFor(string channel) => _routes.GetValueOrDefault(channel)?.Name;
+
+    /// <summary>The provider that delivers <paramref name="channel"/>, or null when none is configured.</summary>
+    public IDeliveryProvider? Provider(string channel) => _routes.GetValueOrDefault(channel);
 }
 
 /// <summary>A way out of the appliance for messages (SMTP, a Twilio-compatible API, a signed webhook).</summary>

@@ -12,6 +12,11 @@ namespace DevRift.Hsm.Appliance.Outbox;
 /// <summary>A message to queue: sealed before the transaction that inserts it.</summary>
 public sealed record PendingMessage(string Id, string Kind, string Channel, string Destination, string Locale, byte[] SealedBody);
 
+/// <summary>A live message claimed by one dispatcher node, still sealed.</summary>
+public sealed record ClaimedMessage(
+    string Id, string? ChallengeId, string Kind, string Channel, string Destination, string Locale, byte[]? SealedBody,
+    int Attempts, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt);
+
 /// <summary>A message as the test outbox shows it.</summary>
 public sealed record TestMessage(string Id, string Channel, string To, string? Subject, string Body, DateTimeOffset CreatedAt);
 
@@ -23,6 +28,10 @@ public sealed class OutboxStore(Database db, Sealer sealer)
 {
     public const string StatusQueued = "queued";
     public const string StatusTest = "test";
+    public const string StatusSending = "sending";
+    public const string StatusSent = "sent";
+    public const string StatusFailed = "failed";
+    public const string ExpiredReason = "expired before delivery";
 
     /// <summary>Renders and seals a message (an HSM operation; do it before opening the transaction).</summary>
     public PendingMessage Prepare(string kind, string channel, string destination, string locale, RenderedMessage message)
@@ -113,7 +122,214 @@ public sealed class OutboxStore(Database db, Sealer sealer)
         }
     }
 
+    // ---- the dispatcher's side: claims with a lease, outcomes, sweeps. Every change to an outbox row that belongs
+    // to a challenge is mirrored on its challenge_channels row in the same transaction. ----
+
+    /// <summary>
+    /// Claims up to <paramref name="max"/> due live messages for <paramref name="node"/> until now + <paramref name="lease"/>:
+    /// one statement, <c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL (SQLite has one writer at a time), so each row has one
+    /// claimant however many nodes poll. A row whose claimant died is due again once its lease has passed.
+    /// </summary>
+    public async Task<IReadOnlyList<ClaimedMessage>> ClaimAsync(string node, int max, DateTimeOffset now, TimeSpan lease, CancellationToken ct = default)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var until = (now + lease).ToUnixTimeMilliseconds();
+        return await db.InTransactionAsync(async (c, tx) =>
+        {
+            var rows = (await c.QueryAsync<ClaimRow>(
+                $"""
+                UPDATE outbox SET status = '{StatusSending}', attempts = attempts + 1, claimed_by = @node, claimed_until = @until
+                WHERE id IN (
+                    SELECT id FROM outbox
+                    WHERE mode = '{Modes.Live}' AND status IN ('{StatusQueued}', '{StatusSending}') AND next_attempt_at <= @now
+                      AND expires_at > @now AND (claimed_until IS NULL OR claimed_until <= @now) AND sealed_body IS NOT NULL
+                    ORDER BY next_attempt_at, id LIMIT @max{db.Dialect.ForUpdateSkipLocked})
+                  AND status IN ('{StatusQueued}', '{StatusSending}') AND (claimed_until IS NULL OR claimed_until <= @now)
+                RETURNING id, challenge_id AS ChallengeId, kind, channel, destination, locale, sealed_body AS SealedBody,
+                          attempts, created_at AS CreatedAt, expires_at AS ExpiresAt
+                """,
+                new { node, until, now = nowMs, max }, tx)).ToList();
+            await MirrorAsync(c, tx, rows.Select(r => (r.ChallengeId, r.Channel)), StatusSending, null, nowMs);
+            return (IReadOnlyList<ClaimedMessage>)rows.Select(r => new ClaimedMessage(
+                r.Id, r.ChallengeId, r.Kind, r.Channel, r.Destination, r.Locale, r.SealedBody, (int)r.Attempts,
+                DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.ExpiresAt))).ToList();
+        }, ct);
+    }
+
+    /// <summary>Delivered: status <c>sent</c>, sealed body deleted. Recorded even if the lease was lost meanwhile (it did go out).</summary>
+    public Task MarkSentAsync(ClaimedMessage message, DateTimeOffset now, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync(
+                $"UPDATE outbox SET status = '{StatusSent}', sent_at = @nowMs, sealed_body = NULL, claimed_until = NULL, last_error = NULL WHERE id = @Id",
+                new { message.Id, nowMs }, tx);
+            await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusSent, null, nowMs);
+            return 0;
+        }, ct);
+    }
+
+    /// <summary>Refused for good (or undeliverable): status <c>failed</c> with <paramref name="reason"/>, sealed body deleted.</summary>
+    public Task MarkFailedAsync(ClaimedMessage message, string reason, DateTimeOffset now, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            var changed = await c.ExecuteAsync(
+                $"""
+                UPDATE outbox SET status = '{StatusFailed}', sealed_body = NULL, claimed_until = NULL, last_error = @reason
+                WHERE id = @Id AND status <> '{StatusSent}'
+                """,
+                new { message.Id, reason }, tx);
+            if (changed == 1)
+            {
+                await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusFailed, reason, nowMs);
+            }
+
+            return 0;
+        }, ct);
+    }
+
+    /// <summary>
+    /// A failed attempt to retry at <paramref name="nextAttempt"/>: back to <c>queued</c>, the claim released. Only the
+    /// claimant can do this (a node whose lease lapsed and was taken over changes nothing).
+    /// </summary>
+    public Task RetryLaterAsync(ClaimedMessage message, string node, string reason, DateTimeOffset nextAttempt, DateTimeOffset now, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            var changed = await c.ExecuteAsync(
+                $"""
+                UPDATE outbox SET status = '{StatusQueued}', next_attempt_at = @next, last_error = @reason, claimed_by = NULL, claimed_until = NULL
+                WHERE id = @Id AND status = '{StatusSending}' AND claimed_by = @node
+                """,
+                new { message.Id, next = nextAttempt.ToUnixTimeMilliseconds(), reason, node }, tx);
+            if (changed == 1)
+            {
+                var shown = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"attempt {message.Attempts} failed: {reason}; retrying");
+                await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusQueued, shown, nowMs);
+            }
+
+            return 0;
+        }, ct);
+    }
+
+    /// <summary>Gives a claim back untouched (the node is stopping): due again at once, for any node.</summary>
+    public Task ReleaseAsync(ClaimedMessage message, string node, DateTimeOffset now, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            var changed = await c.ExecuteAsync(
+                $"""
+                UPDATE outbox SET status = '{StatusQueued}', next_attempt_at = @nowMs, claimed_by = NULL, claimed_until = NULL
+                WHERE id = @Id AND status = '{StatusSending}' AND claimed_by = @node
+                """,
+                new { message.Id, nowMs, node }, tx);
+            if (changed == 1)
+            {
+                await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusQueued, null, nowMs);
+            }
+
+            return 0;
+        }, ct);
+    }
+
+    /// <summary>
+    /// Closes live messages that must not go out any more: past their expiry (<see cref="ExpiredReason"/>), or whose
+    /// challenge is no longer pending (replaced by a newer code, already verified, out of attempts). Rows under a live
+    /// claim are left to their claimant. Sealed bodies are deleted. Returns how many were closed.
+    /// </summary>
+    public Task<int> SweepAsync(DateTimeOffset now, CancellationToken ct = default)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            var expired = (await c.QueryAsync<ClosedRow>(
+                $"""
+                UPDATE outbox SET status = '{StatusFailed}', sealed_body = NULL, claimed_until = NULL, last_error = '{ExpiredReason}'
+                WHERE id IN (
+                    SELECT id FROM outbox
+                    WHERE mode = '{Modes.Live}' AND status IN ('{StatusQueued}', '{StatusSending}') AND expires_at <= @nowMs
+                      AND (claimed_until IS NULL OR claimed_until <= @nowMs){db.Dialect.ForUpdateSkipLocked})
+                  AND status IN ('{StatusQueued}', '{StatusSending}') AND (claimed_until IS NULL OR claimed_until <= @nowMs)
+                RETURNING challenge_id AS ChallengeId, channel
+                """,
+                new { nowMs }, tx)).ToList();
+            await MirrorAsync(c, tx, expired.Select(r => (r.ChallengeId, r.Channel)), StatusFailed, ExpiredReason, nowMs);
+
+            var closed = (await c.QueryAsync<ClosedRow>(
+                $"""
+                UPDATE outbox SET status = '{StatusFailed}', sealed_body = NULL, claimed_until = NULL,
+                    last_error = 'not sent: the challenge is no longer pending (' || (SELECT ch.status FROM challenges ch WHERE ch.id = outbox.challenge_id) || ')'
+                WHERE id IN (
+                    SELECT o.id FROM outbox o
+                    WHERE o.mode = '{Modes.Live}' AND o.status IN ('{StatusQueued}', '{StatusSending}') AND o.challenge_id IS NOT NULL
+                      AND (o.claimed_until IS NULL OR o.claimed_until <= @nowMs)
+                      AND EXISTS (SELECT 1 FROM challenges ch WHERE ch.id = o.challenge_id AND ch.status <> 'pending'){db.Dialect.ForUpdateSkipLocked})
+                  AND status IN ('{StatusQueued}', '{StatusSending}') AND (claimed_until IS NULL OR claimed_until <= @nowMs)
+                RETURNING challenge_id AS ChallengeId, channel, last_error AS LastError
+                """,
+                new { nowMs }, tx)).ToList();
+            foreach (var row in closed)
+            {
+                await MirrorAsync(c, tx, [(row.ChallengeId, row.Channel)], StatusFailed, row.LastError, nowMs);
+            }
+
+            return expired.Count + closed.Count;
+        }, ct);
+    }
+
+    private static Task MirrorAsync(DbConnection c, DbTransaction tx, IEnumerable<(string? ChallengeId, string Channel)> rows, string status, string? reason, long nowMs)
+    {
+        var items = rows.Where(r => r.ChallengeId is not null)
+            .Select(r => new { r.ChallengeId, r.Channel, status, reason, nowMs }).ToList();
+        return items.Count == 0
+            ? Task.CompletedTask
+            : c.ExecuteAsync(
+                "UPDATE challenge_channels SET status = @status, reason = @reason, updated_at = @nowMs WHERE challenge_id = @ChallengeId AND channel = @Channel",
+                items, tx);
+    }
+
     private sealed record SealedContent(string? Subject, string Body);
+
+    private sealed class ClaimRow
+    {
+        public string Id { get; init; } = "";
+
+        public string? ChallengeId { get; init; }
+
+        public string Kind { get; init; } = "";
+
+        public string Channel { get; init; } = "";
+
+        public string Destination { get; init; } = "";
+
+        public string Locale { get; init; } = "";
+
+        public byte[]? SealedBody { get; init; }
+
+        public long Attempts { get; init; }
+
+        public long CreatedAt { get; init; }
+
+        public long ExpiresAt { get; init; }
+    }
+
+    private sealed class ClosedRow
+    {
+        public string? ChallengeId { get; init; }
+
+        public string Channel { get; init; } = "";
+
+        public string? LastError { get; init; }
+    }
 
     private sealed class Row
     {
