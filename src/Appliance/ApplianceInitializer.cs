@@ -23,6 +23,8 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
         }
 
         var demo = await applications.CreateAsync("Demo", Plans.Enterprise, ct);
+        // Relying party localhost; with no origins listed the appliance's own listening URLs are allowed.
+        demo = await applications.UpdateSettingsAsync(demo.Id, new System.Text.Json.Nodes.JsonObject { ["webauthn_rp_id"] = "localhost" }, ct);
         var key = await keys.CreateAsync(demo.Id, Modes.Test, ct);
         var token = await operators.CreateAsync("init", ct);
         return new InitResult(created, demo, key.Secret, token);

@@ -4,6 +4,7 @@ using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Hsm;
 using DevRift.Hsm.Appliance.Outbox;
+using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -28,6 +29,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<Lockouts>();
         services.AddSingleton<TotpFactors>();
         services.AddSingleton<BackupCodes>();
+        services.AddSingleton<SecurityKeyService>();
         services.AddSingleton<ApplianceInitializer>();
         return services;
     }

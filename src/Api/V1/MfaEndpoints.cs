@@ -5,6 +5,7 @@ using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Outbox;
+using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -13,7 +14,7 @@ namespace DevRift.Hsm.Api.V1;
 /// <summary>The integrator API of API.md under <c>/v1</c>, behind API-key authentication.</summary>
 public static class MfaEndpoints
 {
-    public static readonly string[] VerifyTypes = ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP"];
+    public static readonly string[] VerifyTypes = ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP", "KEY"];
 
     public static RouteGroupBuilder MapV1(this IEndpointRouteBuilder app)
     {
@@ -31,6 +32,7 @@ public static class MfaEndpoints
             .WithName("TestMessages")
             .WithSummary("Test mode only: the messages the appliance would have sent to a user, newest first");
         v1.MapFactors();
+        v1.MapSecurityKeys();
         return v1;
     }
 
@@ -46,7 +48,7 @@ public static class MfaEndpoints
     private static async Task<Ok<ChallengeResponse>> GetAsync(HttpContext http, string id, ChallengeService challenges) =>
         TypedResults.Ok(ChallengeResponse.From(await challenges.GetAsync(http.Caller(), id, http.RequestAborted)));
 
-    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, ChallengeService challenges, TotpFactors apps, BackupCodes backups)
+    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys)
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         var user = body.Require("user", ErrorCode.InvalidUser);
@@ -59,6 +61,8 @@ public static class MfaEndpoints
                 await apps.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
             "BACKUP" => new Verification(MfaUser.Parse(user).Key, type,
                 await backups.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
+            "KEY" => new Verification(MfaUser.Parse(user).Key, type,
+                await keys.VerifyAsync(caller, user, SecurityKeyEndpoints.CredentialOf(body), http.RequestAborted), caller.LiveMode),
             _ => throw new MfaException(ErrorCode.InvalidType, $"'type' must be one of {string.Join(", ", VerifyTypes)}", "type"),
         };
         http.Response.Headers.CacheControl = "no-store";

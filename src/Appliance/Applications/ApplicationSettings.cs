@@ -62,6 +62,12 @@ public sealed class ApplicationSettings
     /// <summary>Origins allowed in WebAuthn client data, e.g. <c>https://login.example.com</c>.</summary>
     public List<string> WebauthnOrigins { get; set; } = [];
 
+    /// <summary>WebAuthn user verification: <c>required</c>, <c>preferred</c> or <c>discouraged</c>.</summary>
+    public string WebauthnUserVerification { get; set; } = "preferred";
+
+    /// <summary>How long registration and assertion options stay usable.</summary>
+    public int WebauthnTimeoutSeconds { get; set; } = 300;
+
     public static ApplicationSettings DefaultsFor(string plan)
     {
         var settings = new ApplicationSettings();
@@ -148,6 +154,17 @@ public sealed class ApplicationSettings
         Range(HardLockThreshold, LockoutThreshold, 100_000, "hard_lock_threshold");
         Range(BackupCodeCount, 1, 20, "backup_code_count");
         Range(BackupCodeLength, 8, 20, "backup_code_length");
+        if (WebauthnUserVerification is not ("required" or "preferred" or "discouraged"))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "webauthn_user_verification must be required, preferred or discouraged", "webauthn_user_verification");
+        }
+
+        Range(WebauthnTimeoutSeconds, 30, 3_600, "webauthn_timeout_seconds");
+        if (WebauthnRpId is { Length: > 0 } rp && (rp.Contains("://", StringComparison.Ordinal) || rp.Contains('/', StringComparison.Ordinal) || rp.Contains(':', StringComparison.Ordinal)))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "webauthn_rp_id must be a host name such as example.com (no scheme, port or path)", "webauthn_rp_id");
+        }
+
         foreach (var origin in WebauthnOrigins)
         {
             if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || uri.PathAndQuery != "/")

@@ -1,0 +1,396 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Dapper;
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.Storage;
+using DevRift.Hsm.Appliance.Users;
+using DevRift.Hsm.Crypto;
+using Fido2NetLib;
+using Fido2NetLib.Exceptions;
+using Fido2NetLib.Objects;
+
+namespace DevRift.Hsm.Appliance.SecurityKeys;
+
+/// <summary>A registered security key as the API shows it.</summary>
+public sealed record SecurityKeyInfo(string Id, string User, string CredentialId, IReadOnlyList<string> Transports, string Aaguid,
+    DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt);
+
+/// <summary>
+/// The origins allowed when an application names relying party <c>localhost</c> and lists no origins: the
+/// appliance's own listening URLs (the HTTP layer knows them).
+/// </summary>
+public interface ILocalOrigins
+{
+    IReadOnlyCollection<string> Origins { get; }
+}
+
+/// <summary>
+/// WebAuthn security keys with Fido2: registration and assertion options whose challenges come from the HSM,
+/// are stored server-side, expire, and are used once; verification by Fido2 of everything the spec asks
+/// (type, challenge, origin, rpIdHash, user presence, user verification per settings, signature), then a
+/// signature counter that must advance, taken with one conditional update. Failures share the user's lockout.
+/// </summary>
+public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, ILocalOrigins localOrigins, TimeProvider time)
+{
+    private const string Registration = "registration", Assertion = "assertion";
+
+    public async Task<string> RegistrationOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    {
+        var (settings, fido) = Configure(caller);
+        var user = MfaUser.Parse(userValue);
+        var handle = await UserHandleAsync(caller, user.Key, ct);
+        var existing = await KeysAsync(caller, user.Key, ct);
+        var options = CredentialCreateOptions.Create(
+            fido,
+            random.GetBytes(32),
+            new Fido2User { Id = handle, Name = user.Key, DisplayName = user.Key },
+            new AuthenticatorSelection
+            {
+                ResidentKey = ResidentKeyRequirement.Discouraged,
+                UserVerification = Uv(settings),
+            },
+            AttestationConveyancePreference.None,
+            existing.Select(k => new PublicKeyCredentialDescriptor(k.CredentialIdBytes)).ToList(),
+            null,
+            [PubKeyCredParam.ES256, PubKeyCredParam.RS256, PubKeyCredParam.Ed25519]);
+        var json = options.ToJson();
+        await StoreCeremonyAsync(caller, user.Key, Registration, options.Challenge, json, settings, ct);
+        return json;
+    }
+
+    public async Task<SecurityKeyInfo> RegisterAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
+    {
+        Configure(caller);
+        var user = MfaUser.Parse(userValue);
+        var raw = Parse<AuthenticatorAttestationRawResponse>(credential);
+        var ceremony = await TakeCeremonyAsync(caller, user.Key, Registration, raw.Response?.ClientDataJson, ct);
+        var options = CredentialCreateOptions.FromJson(ceremony.Options);
+        var (_, fido) = Configure(caller);
+        RegisteredPublicKeyCredential registered;
+        try
+        {
+            registered = await new Fido2(fido).MakeNewCredentialAsync(new MakeNewCredentialParams
+            {
+                AttestationResponse = raw,
+                OriginalOptions = options,
+                IsCredentialIdUniqueToUserCallback = async (p, token) => !await CredentialExistsAsync(caller, p.CredentialId, token),
+            }, ct);
+        }
+        catch (Fido2VerificationException e)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"the attestation was refused: {Describe(e.Code)}", "credential");
+        }
+
+        var id = Ids.New("key_");
+        var now = time.GetUtcNow();
+        var transports = string.Join(",", (registered.Transports ?? []).Select(t => t.ToString().ToLowerInvariant()));
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            """
+            INSERT INTO security_keys (id, application_id, mode, user_key, credential_id, public_key, sign_count, transports, aaguid, attestation, created_at)
+            VALUES (@id, @app, @mode, @user, @credentialId, @publicKey, @signCount, @transports, @aaguid, @attestation, @now)
+            """,
+            new
+            {
+                id, app = caller.Application.Id, mode = caller.Mode, user = user.Key, credentialId = registered.Id,
+                publicKey = registered.PublicKey, signCount = (long)registered.SignCount, transports,
+                aaguid = registered.AaGuid.ToString(), attestation = registered.AttestationFormat ?? "none", now = now.ToUnixTimeMilliseconds(),
+            }), ct);
+        return new SecurityKeyInfo(id, user.Key, Base64Url.EncodeToString(registered.Id), SplitTransports(transports), registered.AaGuid.ToString(), now, null);
+    }
+
+    public async Task<string> AssertionOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    {
+        var (settings, fido) = Configure(caller);
+        var user = MfaUser.Parse(userValue);
+        var keys = await KeysAsync(caller, user.Key, ct);
+        if (keys.Count == 0)
+        {
+            throw new MfaException(ErrorCode.NotEnrolled, "this user has no security key; register one first", "user");
+        }
+
+        var options = AssertionOptions.Create(fido, random.GetBytes(32),
+            keys.Select(k => new PublicKeyCredentialDescriptor(PublicKeyCredentialType.PublicKey, k.CredentialIdBytes, ParseTransports(k.Transports))).ToList(),
+            Uv(settings), null);
+        var json = options.ToJson();
+        await StoreCeremonyAsync(caller, user.Key, Assertion, options.Challenge, json, settings, ct);
+        return json;
+    }
+
+    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
+    {
+        Configure(caller);
+        var user = MfaUser.Parse(userValue);
+        var raw = Parse<AuthenticatorAssertionRawResponse>(credential);
+        await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
+        var ceremony = await TakeCeremonyAsync(caller, user.Key, Assertion, raw.Response?.ClientDataJson, ct);
+        var key = (await KeysAsync(caller, user.Key, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
+        if (key is null)
+        {
+            await FailAsync(caller, user.Key, "the credential is not one of this user's security keys", ct);
+        }
+
+        var handle = await UserHandleAsync(caller, user.Key, ct);
+        var (_, fido) = Configure(caller);
+        VerifyAssertionResult result;
+        try
+        {
+            result = await new Fido2(fido).MakeAssertionAsync(new MakeAssertionParams
+            {
+                AssertionResponse = raw,
+                OriginalOptions = AssertionOptions.FromJson(ceremony.Options),
+                StoredPublicKey = key!.PublicKey,
+                StoredSignatureCounter = (uint)key.SignCount,
+                IsUserHandleOwnerOfCredentialIdCallback = (p, _) => Task.FromResult(
+                    CryptographicOperations.FixedTimeEquals(p.CredentialId, key.CredentialIdBytes)
+                    && (p.UserHandle is null || CryptographicOperations.FixedTimeEquals(p.UserHandle, handle))),
+            }, ct);
+        }
+        catch (Fido2VerificationException e)
+        {
+            await FailAsync(caller, user.Key, Describe(e.Code), ct);
+            throw; // unreachable: FailAsync throws
+        }
+
+        // The counter must advance (authenticators without one report 0 throughout); one conditional update.
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var updated = await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "UPDATE security_keys SET sign_count = @count, last_used_at = @now WHERE id = @id AND (sign_count < @count OR (@count = 0 AND sign_count = 0))",
+            new { count = (long)result.SignCount, now, id = key.Id }), ct);
+        if (updated != 1)
+        {
+            await FailAsync(caller, user.Key, "the signature counter did not advance (a cloned key or a replay)", ct);
+        }
+
+        await lockouts.RecordSuccessAsync(caller, user.Key, ct);
+        return DateTimeOffset.FromUnixTimeMilliseconds(now);
+    }
+
+    public async Task<IReadOnlyList<SecurityKeyInfo>> ListAsync(ApiCaller caller, string userKey, CancellationToken ct = default) =>
+        (await KeysAsync(caller, userKey, ct)).Select(k => k.Info).ToList();
+
+    public async Task RemoveAsync(ApiCaller caller, string id, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var removed = await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "DELETE FROM security_keys WHERE id = @id AND application_id = @app AND mode = @mode",
+            new { id, app = caller.Application.Id, mode = caller.Mode }), ct);
+        if (removed == 0)
+        {
+            throw new MfaException(ErrorCode.NotFound, $"no security key '{id}'", "id");
+        }
+    }
+
+    private async Task FailAsync(ApiCaller caller, string userKey, string reason, CancellationToken ct)
+    {
+        var remaining = await lockouts.RecordFailureAsync(caller, userKey, ct);
+        throw new MfaException(ErrorCode.InvalidCode, $"the security-key assertion was refused: {reason}", "credential") { AttemptsRemaining = remaining };
+    }
+
+    private (ApplicationSettings Settings, Fido2Configuration Fido) Configure(ApiCaller caller)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var settings = caller.Application.Settings;
+        if (!settings.IsEnabled("KEY"))
+        {
+            throw new MfaException(ErrorCode.MethodDisabled, "KEY is not enabled in this application's settings", "type");
+        }
+
+        if (string.IsNullOrEmpty(settings.WebauthnRpId))
+        {
+            throw new MfaException(ErrorCode.MethodDisabled, "security keys need webauthn_rp_id (and webauthn_origins) in this application's settings", "type");
+        }
+
+        var origins = settings.WebauthnOrigins.Count > 0
+            ? settings.WebauthnOrigins.Select(o => o.TrimEnd('/')).ToHashSet(StringComparer.Ordinal)
+            : settings.WebauthnRpId == "localhost" ? localOrigins.Origins.ToHashSet(StringComparer.Ordinal) : [];
+        if (origins.Count == 0)
+        {
+            throw new MfaException(ErrorCode.MethodDisabled, "security keys need webauthn_origins in this application's settings", "type");
+        }
+
+        return (settings, new Fido2Configuration
+        {
+            RPID = settings.WebauthnRpId,
+            RPName = caller.Application.Name,
+            Origins = origins,
+            ChallengeSize = 32,
+            Timeout = (uint)settings.WebauthnTimeoutSeconds * 1000,
+        });
+    }
+
+    private static UserVerificationRequirement Uv(ApplicationSettings settings) => settings.WebauthnUserVerification switch
+    {
+        "required" => UserVerificationRequirement.Required,
+        "discouraged" => UserVerificationRequirement.Discouraged,
+        _ => UserVerificationRequirement.Preferred,
+    };
+
+    private static T Parse<T>(JsonElement? credential)
+        where T : class
+    {
+        if (credential is not { ValueKind: JsonValueKind.Object or JsonValueKind.String } element)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "'credential' is required: the WebAuthn response as JSON", "credential");
+        }
+
+        try
+        {
+            var parsed = element.ValueKind == JsonValueKind.String
+                ? JsonSerializer.Deserialize<T>(element.GetString()!)
+                : element.Deserialize<T>();
+            return parsed ?? throw new MfaException(ErrorCode.InvalidRequest, "'credential' is empty", "credential");
+        }
+        catch (Exception e) when (e is JsonException or FormatException or NotSupportedException or InvalidOperationException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "'credential' is not a WebAuthn response (base64url fields id, rawId, response…)", "credential");
+        }
+    }
+
+    private async Task StoreCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[] challenge, string options, ApplicationSettings settings, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            """
+            INSERT INTO webauthn_ceremonies (id, application_id, mode, user_key, kind, challenge, options, created_at, expires_at)
+            VALUES (@id, @app, @mode, @user, @kind, @challenge, @options, @now, @expires)
+            """,
+            new
+            {
+                id = Ids.New("wac_"), app = caller.Application.Id, mode = caller.Mode, user = userKey, kind,
+                challenge = Base64Url.EncodeToString(challenge), options, now = now.ToUnixTimeMilliseconds(),
+                expires = (now + TimeSpan.FromSeconds(settings.WebauthnTimeoutSeconds)).ToUnixTimeMilliseconds(),
+            }), ct);
+    }
+
+    /// <summary>Finds the ceremony named by the response's challenge and marks it used, once.</summary>
+    private async Task<CeremonyRow> TakeCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[]? clientDataJson, CancellationToken ct)
+    {
+        string? challenge;
+        try
+        {
+            using var doc = JsonDocument.Parse(clientDataJson ?? []);
+            challenge = doc.RootElement.GetProperty("challenge").GetString();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "'credential' has no readable clientDataJSON", "credential");
+        }
+
+        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<CeremonyRow>(
+            "SELECT id, user_key AS UserKey, kind, options, expires_at AS ExpiresAt, used_at AS UsedAt FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND challenge = @challenge",
+            new { app = caller.Application.Id, mode = caller.Mode, challenge }), ct);
+        if (row is null || row.Kind != kind || row.UserKey != userKey)
+        {
+            throw new MfaException(ErrorCode.NoPendingChallenge, $"no {kind} options were issued to this user with this challenge", "credential");
+        }
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (row.ExpiresAt <= now)
+        {
+            throw new MfaException(ErrorCode.CodeExpired, $"the {kind} options have expired; request new ones", "credential");
+        }
+
+        var taken = await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "UPDATE webauthn_ceremonies SET used_at = @now WHERE id = @id AND used_at IS NULL", new { now, id = row.Id }), ct);
+        if (taken != 1)
+        {
+            throw new MfaException(ErrorCode.NoPendingChallenge, $"these {kind} options were already used; request new ones", "credential");
+        }
+
+        return row;
+    }
+
+    private async Task<byte[]> UserHandleAsync(ApiCaller caller, string userKey, CancellationToken ct)
+    {
+        var key = new { app = caller.Application.Id, mode = caller.Mode, user = userKey };
+        var existing = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<byte[]>(
+            "SELECT handle FROM webauthn_users WHERE application_id = @app AND mode = @mode AND user_key = @user", key), ct);
+        if (existing is not null)
+        {
+            return existing;
+        }
+
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "INSERT INTO webauthn_users (application_id, mode, user_key, handle) VALUES (@app, @mode, @user, @handle) ON CONFLICT (application_id, mode, user_key) DO NOTHING",
+            new { key.app, key.mode, key.user, handle = random.GetBytes(32) }), ct);
+        return await db.WithConnectionAsync(c => c.QuerySingleAsync<byte[]>(
+            "SELECT handle FROM webauthn_users WHERE application_id = @app AND mode = @mode AND user_key = @user", key), ct);
+    }
+
+    private Task<bool> CredentialExistsAsync(ApiCaller caller, byte[] credentialId, CancellationToken ct) =>
+        db.WithConnectionAsync(async c => await c.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM security_keys WHERE application_id = @app AND mode = @mode AND credential_id = @credentialId",
+            new { app = caller.Application.Id, mode = caller.Mode, credentialId }) > 0, ct);
+
+    private async Task<List<KeyRow>> KeysAsync(ApiCaller caller, string userKey, CancellationToken ct) =>
+        (await db.WithConnectionAsync(c => c.QueryAsync<KeyRow>(
+            "SELECT id, user_key AS UserKey, credential_id AS CredentialIdBytes, public_key AS PublicKey, sign_count AS SignCount, transports, aaguid, created_at AS CreatedAt, last_used_at AS LastUsedAt FROM security_keys WHERE application_id = @app AND mode = @mode AND user_key = @user ORDER BY created_at",
+            new { app = caller.Application.Id, mode = caller.Mode, user = userKey }), ct)).ToList();
+
+    private static string Describe(Fido2ErrorCode code) => code switch
+    {
+        Fido2ErrorCode.InvalidAuthenticatorResponseOrigin => "origin not allowed",
+        Fido2ErrorCode.InvalidRpidHash => "rpIdHash does not match the relying party",
+        Fido2ErrorCode.UserPresentFlagNotSet => "user presence flag not set",
+        Fido2ErrorCode.UserVerificationRequirementNotMet => "user verification required but not performed",
+        Fido2ErrorCode.InvalidSignature => "signature does not verify",
+        Fido2ErrorCode.InvalidSignCount => "the signature counter did not advance (a cloned key or a replay)",
+        Fido2ErrorCode.InvalidAuthenticatorResponseChallenge or Fido2ErrorCode.MissingAuthenticatorResponseChallenge => "challenge does not match",
+        Fido2ErrorCode.NonUniqueCredentialId => "this credential is already registered",
+        Fido2ErrorCode.InvalidAssertionResponse or Fido2ErrorCode.InvalidAttestationResponse => "wrong response type",
+        _ => "the response does not verify (" + code + ")",
+    };
+
+    private static List<string> SplitTransports(string transports) =>
+        transports.Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
+
+    private static AuthenticatorTransport[]? ParseTransports(string transports)
+    {
+        var parsed = SplitTransports(transports)
+            .Select(t => Enum.TryParse<AuthenticatorTransport>(t, ignoreCase: true, out var v) ? v : (AuthenticatorTransport?)null)
+            .OfType<AuthenticatorTransport>().ToArray();
+        return parsed.Length == 0 ? null : parsed;
+    }
+
+    private sealed class CeremonyRow
+    {
+        public string Id { get; init; } = "";
+
+        public string UserKey { get; init; } = "";
+
+        public string Kind { get; init; } = "";
+
+        public string Options { get; init; } = "";
+
+        public long ExpiresAt { get; init; }
+
+        public long? UsedAt { get; init; }
+    }
+
+    private sealed class KeyRow
+    {
+        public string Id { get; init; } = "";
+
+        public string UserKey { get; init; } = "";
+
+        public byte[] CredentialIdBytes { get; init; } = [];
+
+        public byte[] PublicKey { get; init; } = [];
+
+        public long SignCount { get; init; }
+
+        public string Transports { get; init; } = "";
+
+        public string Aaguid { get; init; } = "";
+
+        public long CreatedAt { get; init; }
+
+        public long? LastUsedAt { get; init; }
+
+        public SecurityKeyInfo Info => new(Id, UserKey, Base64Url.EncodeToString(CredentialIdBytes), SplitTransports(Transports), Aaguid,
+            DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), LastUsedAt is { } l ? DateTimeOffset.FromUnixTimeMilliseconds(l) : null);
+    }
+}
