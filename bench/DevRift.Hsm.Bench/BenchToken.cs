@@ -18,20 +18,14 @@ namespace DevRift.Hsm.Bench;
 public sealed class BenchToken : IDisposable
 {
     /// <summary>Debian's SoftHSM2 module.</summary>
-    public const string ModulePath = "/usr/lib/softhsm/libsofthsm2.so";
+    public const string ModulePath = BenchTokenDirectory.ModulePath;
 
-    private const string Label = "devrift-bench";
-    private const string Pin = "1234";
-    private const string SoPin = "5678";
-
-    private static int s_created;
-
-    private readonly string _root;
+    private readonly BenchTokenDirectory _directory;
     private bool _disposed;
 
-    private BenchToken(string root, HsmConnection connection)
+    private BenchToken(BenchTokenDirectory directory, HsmConnection connection)
     {
-        _root = root;
+        _directory = directory;
         Connection = connection;
         Vault = new SeedVault(connection);
     }
@@ -45,6 +39,83 @@ public sealed class BenchToken : IDisposable
     /// <summary>Makes the directory and the token, connects, creates the keys.</summary>
     /// <param name="configure">Adjusts the options (e.g. <see cref="HsmOptions.SeedHandleCacheSize"/>) before connecting.</param>
     public static BenchToken Create(Action<HsmOptions>? configure = null)
+    {
+        var directory = BenchTokenDirectory.Create();
+        try
+        {
+            var options = directory.Options();
+            configure?.Invoke(options);
+
+            var connection = HsmConnection.Open(options);
+            try
+            {
+                connection.InitializeKeys();
+                return new BenchToken(directory, connection);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            directory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Closes the connection and deletes the token directory.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Connection.Dispose();
+        _directory.Dispose();
+    }
+}
+
+/// <summary>
+/// The token part of <see cref="BenchToken"/> without a connection: a temporary directory with its own
+/// <c>softhsm2.conf</c> and <c>tokens/</c> and one token initialised with <c>softhsm2-util</c>, for benchmarks that
+/// let the code under test open the connection itself (e.g. the appliance's service collection). Other files the
+/// benchmark needs (a SQLite database) can go in <see cref="Root"/>; Dispose deletes it all.
+/// </summary>
+public sealed class BenchTokenDirectory : IDisposable
+{
+    /// <summary>Debian's SoftHSM2 module.</summary>
+    public const string ModulePath = "/usr/lib/softhsm/libsofthsm2.so";
+
+    /// <summary>The token's label.</summary>
+    public const string Label = "devrift-bench";
+
+    /// <summary>The token's user PIN.</summary>
+    public const string Pin = "1234";
+
+    private const string SoPin = "5678";
+
+    private static int s_created;
+
+    private bool _disposed;
+
+    private BenchTokenDirectory(string root, string softHsmConfig)
+    {
+        Root = root;
+        SoftHsmConfig = softHsmConfig;
+    }
+
+    /// <summary>The temporary directory (deleted by Dispose).</summary>
+    public string Root { get; }
+
+    /// <summary>Path of the <c>softhsm2.conf</c> naming this token directory.</summary>
+    public string SoftHsmConfig { get; }
+
+    /// <summary>Makes the directory and initialises the token; once per process (see <see cref="BenchToken"/>).</summary>
+    public static BenchTokenDirectory Create()
     {
         if (Interlocked.Exchange(ref s_created, 1) != 0)
         {
@@ -63,27 +134,7 @@ public sealed class BenchToken : IDisposable
                 $"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n");
 
             Run(conf, "softhsm2-util", "--init-token", "--free", "--label", Label, "--pin", Pin, "--so-pin", SoPin);
-
-            var options = new HsmOptions
-            {
-                ModulePath = ModulePath,
-                SoftHsmConfig = conf,
-                TokenLabel = Label,
-                Pin = Pin,
-            };
-            configure?.Invoke(options);
-
-            var connection = HsmConnection.Open(options);
-            try
-            {
-                connection.InitializeKeys();
-                return new BenchToken(root, connection);
-            }
-            catch
-            {
-                connection.Dispose();
-                throw;
-            }
+            return new BenchTokenDirectory(root, conf);
         }
         catch
         {
@@ -92,7 +143,16 @@ public sealed class BenchToken : IDisposable
         }
     }
 
-    /// <summary>Closes the connection and deletes the token directory.</summary>
+    /// <summary>Options that reach this token (a new instance per call).</summary>
+    public HsmOptions Options() => new()
+    {
+        ModulePath = ModulePath,
+        SoftHsmConfig = SoftHsmConfig,
+        TokenLabel = Label,
+        Pin = Pin,
+    };
+
+    /// <summary>Deletes the directory (close every connection to the token first).</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -101,8 +161,7 @@ public sealed class BenchToken : IDisposable
         }
 
         _disposed = true;
-        Connection.Dispose();
-        TryDelete(_root);
+        TryDelete(Root);
     }
 
     private static void Run(string conf, string file, params string[] args)
