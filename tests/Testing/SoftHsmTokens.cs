@@ -41,7 +41,7 @@ public static class SoftHsmTokens
 
     // SoftHSM2 sees only the tokens that exist at C_Initialize, and the module is initialised once per process:
     // so a batch of fresh tokens is made before the first connection, and handed out one per caller.
-    private const int PoolSize = 96;
+    private const int PoolSize = 256;
     private static int s_next = -1;
     private static bool s_poolMade;
 
