@@ -150,4 +150,41 @@ public sealed class OperatorApiTests(SystemClockServers servers) : IClassFixture
         await patch.AssertProblemAsync(HttpStatusCode.NotFound, "not_found", "id");
         await revoke.AssertProblemAsync(HttpStatusCode.NotFound, "not_found", "key_id");
     }
+
+    [Fact]
+    public async Task Upgrading_the_plan_enables_DUAL_and_downgrading_removes_it()
+    {
+        // Given a standard application, where DUAL is 403 plan_required
+        var server = await servers.GetAsync(Db.Sqlite);
+        var (id, key) = await server.CreateApplicationWithKeyAsync("Upgrader", "standard");
+        var user = $"{TestUsers.NewEmail("dual")}:{TestUsers.NewPhone()}";
+        using (var before = await server.SendCodeAsync(user, "DUAL", key))
+        {
+            await before.AssertProblemAsync(HttpStatusCode.Forbidden, "plan_required", "type");
+        }
+
+        // When the operator moves it to the enterprise plan
+        using var admin = server.AdminClient();
+        using (var up = await admin.PatchAsync($"/admin/v1/applications/{id}/settings", JsonContent.Create(new { plan = "enterprise" })))
+        {
+            var settings = await up.AssertJsonAsync(HttpStatusCode.OK);
+            Assert.Contains("DUAL", settings.GetProperty("enabled_methods").EnumerateArray().Select(m => m.GetString()));
+        }
+
+        // Then DUAL sends are accepted
+        using (var dual = await server.SendCodeAsync(user, "DUAL", key))
+        {
+            await dual.AssertJsonAsync(HttpStatusCode.Accepted, "challenge");
+        }
+
+        // And back on the standard plan DUAL leaves the enabled methods and is refused again
+        using (var down = await admin.PatchAsync($"/admin/v1/applications/{id}/settings", JsonContent.Create(new { plan = "standard" })))
+        {
+            var settings = await down.AssertJsonAsync(HttpStatusCode.OK);
+            Assert.DoesNotContain("DUAL", settings.GetProperty("enabled_methods").EnumerateArray().Select(m => m.GetString()));
+        }
+
+        using var after = await server.SendCodeAsync(user, "DUAL", key);
+        await after.AssertProblemAsync(HttpStatusCode.Forbidden, "plan_required", "type");
+    }
 }

@@ -66,8 +66,20 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
         }
 
         var app = await GetAsync(id, ct);
-        await db.WithConnectionAsync(c => c.ExecuteAsync("UPDATE applications SET plan = @plan WHERE id = @id", new { id, plan }), ct);
-        return app with { Plan = plan };
+        // DUAL follows the plan: an upgrade enables it, a downgrade removes it (a later enabled_methods patch still decides).
+        var settings = ApplicationSettings.Deserialize(app.Settings.Serialize());
+        if (plan != app.Plan)
+        {
+            settings.EnabledMethods.Remove("DUAL");
+            if (plan == Plans.Enterprise)
+            {
+                settings.EnabledMethods.Add("DUAL");
+            }
+        }
+
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "UPDATE applications SET plan = @plan, settings = @settings WHERE id = @id", new { id, plan, settings = settings.Serialize() }), ct);
+        return app with { Plan = plan, Settings = settings };
     }
 
     private sealed class Row
