@@ -47,8 +47,6 @@ public sealed class TlsMaterial
 
     public bool IsOperatorThumbprint(string thumbprint) => _operatorThumbprints.Contains(thumbprint);
 
-    public bool HasOperatorThumbprints => _operatorThumbprints.Count > 0;
-
     public static TlsMaterial Create(IOptions<TlsOptions> options)
     {
         ArgumentNullException.ThrowIfNull(options);
