@@ -22,6 +22,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<Database>();
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
+        services.AddSingleton<ClientCertificates>();
         services.AddSingleton<OperatorTokens>();
         services.AddSingleton<OutboxStore>();
         services.AddSingleton<DeliveryRouting>();

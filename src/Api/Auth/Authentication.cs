@@ -25,6 +25,11 @@ public static class Authentication
             }
 
             http.Items[CallerKey] = caller;
+            if (!await Tls.ClientCertificateChecks.AdmitAsync(http, caller))
+            {
+                return Results.Empty;
+            }
+
             return await next(context);
         });
         return group;
@@ -37,7 +42,7 @@ public static class Authentication
         {
             var http = context.HttpContext;
             var operators = http.RequestServices.GetRequiredService<OperatorTokens>();
-            var id = await operators.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
+            var id = await Tls.ClientCertificateChecks.OperatorAsync(http) ?? await operators.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
             if (id is null)
             {
                 return await RefuseAsync(http, "Bearer realm=\"devrift-admin\"",

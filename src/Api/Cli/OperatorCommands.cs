@@ -54,6 +54,7 @@ public static class OperatorCommands
                 ["api-keys", "list", var app] => (await keys.ListAsync((await apps.GetAsync(app)).Id)).Select(k => ApiKeyResponse.From(k)).ToList(),
                 ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
+                ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
                 _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke"),
             };
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));

@@ -2,6 +2,7 @@ using System.Text.Json;
 using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Health;
 using DevRift.Hsm.Api.Problems;
+using DevRift.Hsm.Api.Tls;
 using DevRift.Hsm.Api.V1;
 using DevRift.Hsm.Appliance;
 using DevRift.Hsm.Appliance.Hsm;
@@ -32,6 +33,8 @@ public static class ApplianceHost
         {
             builder.WebHost.UseUrls(DefaultUrls);
         }
+
+        builder.AddTls();
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -78,9 +81,12 @@ public static class ApplianceHost
         return app;
     }
 
-    /// <summary>Opens the HSM and storage now, so that a bad configuration stops start-up with one line.</summary>
-    public static void CheckDependencies(IServiceProvider services) =>
+    /// <summary>Reads the TLS files and opens the HSM and storage now, so that a bad configuration stops start-up with one line.</summary>
+    public static void CheckDependencies(IServiceProvider services)
+    {
+        _ = services.GetRequiredService<TlsMaterial>();
         services.GetRequiredService<ApplianceInitializer>().CheckReady();
+    }
 
     public static string DataDirectory(IConfiguration configuration) =>
         Path.GetFullPath(configuration["Data:Directory"] is { Length: > 0 } d ? d : "data");

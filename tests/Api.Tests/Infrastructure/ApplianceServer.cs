@@ -31,9 +31,13 @@ public sealed class ApplianceServer : IAsyncDisposable
     private readonly string _directory;
     private readonly string? _postgresDatabase;
 
-    private ApplianceServer(WebApplication app, string directory, string? postgresDatabase, InitResult init, FakeTimeProvider? clock, string connectionString)
+    private readonly Func<HttpMessageHandler>? _clientHandler;
+
+    private ApplianceServer(WebApplication app, string directory, string? postgresDatabase, InitResult init, FakeTimeProvider? clock, string connectionString,
+        Func<HttpMessageHandler>? clientHandler)
     {
         _app = app;
+        _clientHandler = clientHandler;
         _directory = directory;
         _postgresDatabase = postgresDatabase;
         Init = init;
@@ -64,9 +68,16 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public string DataDirectory => _directory;
 
-    /// <summary>Starts a server. <paramref name="fakeClock"/> freezes time at 2026-06-01T12:00:00Z until moved.</summary>
+    /// <summary>
+    /// Starts a server. <paramref name="fakeClock"/> freezes time at 2026-06-01T12:00:00Z until moved.
+    /// <paramref name="dataDirectorySettings"/> may write files (TLS certificates) into the fresh data directory and
+    /// returns further settings; with <c>Tls:Certificate</c> among them the server listens on https and
+    /// <see cref="BaseAddress"/> is the https URL. <paramref name="clientHandler"/> makes the handler of every client
+    /// that <see cref="NewClient"/> creates (for https: server trust and a client certificate).
+    /// </summary>
     public static async Task<ApplianceServer> StartAsync(Db db = Db.Sqlite, bool fakeClock = false, IDictionary<string, string?>? settings = null,
-        Action<WebApplicationBuilder>? configure = null)
+        Action<WebApplicationBuilder>? configure = null, Func<string, IDictionary<string, string?>>? dataDirectorySettings = null,
+        Func<HttpMessageHandler>? clientHandler = null)
     {
         var hsm = SoftHsmTokens.CreateToken();
         var directory = Path.Combine(Path.GetTempPath(), "devrift-api-tests", Guid.NewGuid().ToString("N"));
@@ -103,7 +114,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             "--Logging:LogLevel:Default=Warning",
             "--Logging:Console:FormatterName=simple",
         };
-        foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
+        foreach (var (k, v) in (settings ?? new Dictionary<string, string?>()).Concat(dataDirectorySettings?.Invoke(directory) ?? new Dictionary<string, string?>()))
         {
             args.Add($"--{k}={v}");
         }
@@ -120,7 +131,7 @@ public sealed class ApplianceServer : IAsyncDisposable
         });
         var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: true);
         await app.StartAsync();
-        return new ApplianceServer(app, directory, pgDatabase, init, clock, connectionString);
+        return new ApplianceServer(app, directory, pgDatabase, init, clock, connectionString, clientHandler);
     }
 
     public static string PostgresAdmin =>
@@ -130,7 +141,7 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public HttpClient NewClient(string? bearer)
     {
-        var client = new HttpClient { BaseAddress = BaseAddress };
+        var client = new HttpClient(_clientHandler?.Invoke() ?? new HttpClientHandler()) { BaseAddress = BaseAddress };
         if (bearer is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
