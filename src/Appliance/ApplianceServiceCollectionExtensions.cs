@@ -24,8 +24,10 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<OperatorTokens>();
         services.AddSingleton<OutboxStore>();
+        services.AddSingleton<OutboxDepth>();
         services.AddSingleton<DeliveryRouting>();
         services.AddSingleton<ChallengeService>();
+        services.AddSingleton<ApplianceMetrics>();
         services.AddSingleton<Lockouts>();
         services.AddSingleton<TotpFactors>();
         services.AddSingleton<BackupCodes>();

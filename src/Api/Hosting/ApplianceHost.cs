@@ -1,6 +1,7 @@
 using System.Text.Json;
 using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Health;
+using DevRift.Hsm.Api.Metrics;
 using DevRift.Hsm.Api.Problems;
 using DevRift.Hsm.Api.V1;
 using DevRift.Hsm.Appliance;
@@ -40,6 +41,7 @@ public static class ApplianceHost
         });
         builder.Services.AddAppliance();
         builder.Services.AddDelivery();
+        builder.Services.AddPrometheusMetrics();
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -60,6 +62,7 @@ public static class ApplianceHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseExceptionHandler();
         app.UseStatusCodePages(async context =>
         {
@@ -70,6 +73,7 @@ public static class ApplianceHost
                 status == StatusCodes.Status405MethodNotAllowed ? "method not allowed on this path" : "no such endpoint"), status);
         });
         app.MapHealth();
+        app.MapMetrics();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithTitle("DevRift.Hsm API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         app.MapV1();
