@@ -100,6 +100,7 @@ public sealed class HsmLossTests(ITestOutputHelper output)
 
         // Then every exchange that began after the move and ended before the move back was 503 hsm_unavailable: no 200, no 500
         var whileAway = load.Exchanges.Where(x => x.Started > movedAway && x.Ended < movingBack).ToList();
+        output.WriteLine($"{whileAway.Count} exchanges while the token was away: {string.Join(", ", whileAway.GroupBy(x => $"{x.Status} {x.Code}").Select(g => $"{g.Count()} × {g.Key}"))}");
         Assert.True(whileAway.Count >= 25, $"only {whileAway.Count} exchanges while the token was away");
         Assert.All(whileAway, x => Assert.True(x.Status == 503 && x.Code == "hsm_unavailable", $"{x.Loop}: {x.Status} {x.Code} while the HSM was away"));
 
