@@ -25,8 +25,10 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<ClientCertificates>();
         services.AddSingleton<OperatorTokens>();
         services.AddSingleton<OutboxStore>();
+        services.AddSingleton<OutboxDepth>();
         services.AddSingleton<DeliveryRouting>();
         services.AddSingleton<ChallengeService>();
+        services.AddSingleton<ApplianceMetrics>();
         services.AddSingleton<Lockouts>();
         services.AddSingleton<TotpFactors>();
         services.AddSingleton<BackupCodes>();

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
@@ -20,6 +21,7 @@ public sealed class HsmConnection : IDisposable
     private readonly SemaphoreSlim _poolSlots;
     private readonly ConcurrentBag<PooledSession> _idle = new();
     private readonly Lock _connectLock = new();
+    private readonly HsmOperationMetrics _metrics;
     private volatile TokenState? _state;
     private long _nextAttemptTicks;
     private long _nextStoreCheck;
@@ -37,6 +39,7 @@ public sealed class HsmConnection : IDisposable
         _poolSlots = new SemaphoreSlim(options.SessionPoolSize, options.SessionPoolSize);
         WrapMechanism = ParseWrapMechanism(options.WrapMechanism);
         SeedHandles = new SeedHandleCache(options.SeedHandleCacheSize);
+        _metrics = new HsmOperationMetrics(this);
     }
 
     /// <summary>Raised (outside any lock) when the connection goes down or comes back; for logs and metrics.</summary>
@@ -91,11 +94,13 @@ public sealed class HsmConnection : IDisposable
 
     /// <summary>
     /// Runs one PKCS#11 operation on a pooled session. Session loss or device errors close the pool, reconnect
-    /// and retry once; if the token still cannot serve, throws <see cref="HsmUnavailableException"/>.
+    /// and retry once; if the token still cannot serve, throws <see cref="HsmUnavailableException"/>. The duration of
+    /// each completed operation is recorded under <paramref name="name"/> (the calling method, filled in by the compiler).
     /// </summary>
-    internal T Execute<T>(Func<HsmContext, T> operation)
+    internal T Execute<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var started = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
             var state = EnsureConnected();
@@ -110,7 +115,9 @@ public sealed class HsmConnection : IDisposable
             try
             {
                 pooled = Lease(state);
-                return operation(new HsmContext(this, pooled.Session, state));
+                var result = operation(new HsmContext(this, pooled.Session, state));
+                _metrics.Completed(name, _time.GetElapsedTime(started));
+                return result;
             }
             catch (Pkcs11Exception e) when (IsConnectionLoss(e.RV))
             {
@@ -149,19 +156,24 @@ public sealed class HsmConnection : IDisposable
     }
 
     /// <summary>Runs an operation on the session that owns unwrapped-seed objects, one at a time.</summary>
-    internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation)
+    internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var started = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
             var state = EnsureConnected();
             _module.EnterOperation();
             try
             {
+                T result;
                 lock (state.CacheSessionLock)
                 {
-                    return operation(new HsmContext(this, state.CacheSession, state));
+                    result = operation(new HsmContext(this, state.CacheSession, state));
                 }
+
+                _metrics.Completed(name, _time.GetElapsedTime(started));
+                return result;
             }
             catch (Pkcs11Exception e) when (IsConnectionLoss(e.RV))
             {
@@ -262,6 +274,7 @@ public sealed class HsmConnection : IDisposable
         }
 
         _poolSlots.Dispose();
+        _metrics.Dispose();
     }
 
     private TokenState EnsureConnected()

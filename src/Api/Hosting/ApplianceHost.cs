@@ -1,6 +1,7 @@
 using System.Text.Json;
 using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Health;
+using DevRift.Hsm.Api.Metrics;
 using DevRift.Hsm.Api.Problems;
 using DevRift.Hsm.Api.Tls;
 using DevRift.Hsm.Api.V1;
@@ -43,6 +44,7 @@ public static class ApplianceHost
         });
         builder.Services.AddAppliance();
         builder.Services.AddDelivery();
+        builder.Services.AddPrometheusMetrics();
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -64,6 +66,7 @@ public static class ApplianceHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseExceptionHandler();
         app.UseStatusCodePages(async context =>
         {
@@ -74,6 +77,7 @@ public static class ApplianceHost
                 status == StatusCodes.Status405MethodNotAllowed ? "method not allowed on this path" : "no such endpoint"), status);
         });
         app.MapHealth();
+        app.MapMetrics();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithTitle("DevRift.Hsm API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         app.MapV1();

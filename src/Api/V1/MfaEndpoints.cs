@@ -1,4 +1,5 @@
 using DevRift.Hsm.Api.Auth;
+using DevRift.Hsm.Api.Metrics;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
@@ -26,6 +27,7 @@ public static class MfaEndpoints
             .WithName("GetChallenge")
             .WithSummary("A challenge's status and per-channel delivery status");
         v1.MapPost("/mfa/verify", VerifyAsync)
+            .AddEndpointFilter<VerificationMetricsFilter>()
             .WithName("Verify")
             .WithSummary("Verify what the user typed: 200 when valid, 401 when not");
         v1.MapGet("/test/messages", TestMessagesAsync)
@@ -53,6 +55,7 @@ public static class MfaEndpoints
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         var user = body.Require("user", ErrorCode.InvalidUser);
         var type = body.Require("type", ErrorCode.InvalidType).ToUpperInvariant();
+        VerificationMetricsFilter.SetType(http, type);
         var caller = http.Caller();
         var verification = type switch
         {

@@ -14,7 +14,7 @@ public sealed record LockoutState(int ConsecutiveFailures, DateTimeOffset? Locke
 /// doubling on each further lock, and after <c>hard_lock_threshold</c> consecutive failures until the factor is
 /// reset. Counted in the database in one locked transaction.
 /// </summary>
-public sealed class Lockouts(Database db, TimeProvider time)
+public sealed class Lockouts(Database db, TimeProvider time, ApplianceMetrics metrics)
 {
     private static readonly TimeSpan s_maxLock = TimeSpan.FromDays(30);
 
@@ -34,7 +34,8 @@ public sealed class Lockouts(Database db, TimeProvider time)
         ArgumentNullException.ThrowIfNull(caller);
         var settings = caller.Application.Settings;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        return await db.InTransactionAsync(async (c, tx) =>
+        var engaged = false;
+        var remaining = await db.InTransactionAsync(async (c, tx) =>
         {
             var key = new { app = caller.Application.Id, mode = caller.Mode, userKey };
             await c.ExecuteAsync(
@@ -54,11 +55,19 @@ public sealed class Lockouts(Database db, TimeProvider time)
                 locks++;
             }
 
+            engaged = lockedUntil != row.LockedUntil || (hard && row.HardLocked == 0);
+
             await c.ExecuteAsync(
                 "UPDATE lockouts SET failures = @failures, locks = @locks, locked_until = @lockedUntil, hard_locked = @hard WHERE application_id = @app AND mode = @mode AND user_key = @userKey",
                 new { failures, locks, lockedUntil, hard = hard ? 1 : 0, key.app, key.mode, key.userKey }, tx);
             return (int)(settings.LockoutThreshold - (failures % settings.LockoutThreshold)) % settings.LockoutThreshold;
         }, ct);
+        if (engaged)
+        {
+            metrics.LockoutEngaged(); // counted once committed
+        }
+
+        return remaining;
     }
 
     /// <summary>

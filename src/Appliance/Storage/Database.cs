@@ -49,6 +49,7 @@ public sealed class Database
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
         {
+            // Failing to open is never the query's fault: a server that is down, refusing connections, or a full pool.
             await connection.DisposeAsync();
             throw new StorageUnavailableException($"the database cannot be reached ({e.GetType().Name})", e);
         }
@@ -62,22 +63,61 @@ public sealed class Database
     {
         ArgumentNullException.ThrowIfNull(work);
         await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
         try
         {
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
             var result = await work(connection, transaction);
             await transaction.CommitAsync(cancellationToken);
             return result;
         }
-        catch (DbException e)
+        catch (Exception e) when (IsUnavailable(e, connection))
         {
             throw Unavailable(e);
         }
     }
 
     /// <summary>SQLSTATE or SQLite error code only: driver messages can quote the data of the failing row.</summary>
-    internal static StorageUnavailableException Unavailable(DbException e) =>
-        new($"a database operation failed ({e.GetType().Name} {e.SqlState ?? (e as SqliteException)?.SqliteErrorCode.ToString(System.Globalization.CultureInfo.InvariantCulture)})", e);
+    internal static StorageUnavailableException Unavailable(Exception e) =>
+        new($"a database operation failed ({e.GetType().Name} {(e as DbException)?.SqlState ?? (e as SqliteException)?.SqliteErrorCode.ToString(System.Globalization.CultureInfo.InvariantCulture)})", e);
+
+    /// <summary>
+    /// The one place that decides which failures of a statement mean "the database cannot serve now" (answered
+    /// 503 <c>storage_unavailable</c>, retried by the client) rather than a bug. Unavailable: lost or refused
+    /// connections, I/O errors, timeouts, an administrator's shutdown, a read-only or full database, SQLite busy or
+    /// locked, and the transient conflicts of concurrent writers (serialisation failure, deadlock, a unique key won
+    /// by a racing request). Everything else (syntax, unknown table or column, type mismatch, other constraint
+    /// violations) propagates unchanged, so that a programming error surfaces as one instead of as an outage.
+    /// </summary>
+    internal static bool IsUnavailable(Exception e, DbConnection? connection = null) => e switch
+    {
+        PostgresException p => IsUnavailableSqlState(p.SqlState),
+        NpgsqlException => true, // not from the server: the connection broke, a read timed out, the pool ran dry
+        SqliteException s => IsUnavailableSqlite(s.SqliteErrorCode & 0xFF, s.SqliteExtendedErrorCode),
+        TimeoutException => true,
+        InvalidOperationException => connection is not null && connection.State != ConnectionState.Open,
+        _ => false,
+    };
+
+    private static bool IsUnavailableSqlState(string state) =>
+        state.StartsWith("08", StringComparison.Ordinal) // connection exception
+        || state.StartsWith("53", StringComparison.Ordinal) // insufficient resources: disk full, too many connections
+        || state.StartsWith("57", StringComparison.Ordinal) // operator intervention: admin/crash shutdown, cannot connect now, canceled
+        || state.StartsWith("58", StringComparison.Ordinal) // system error: I/O
+        || state.StartsWith("28", StringComparison.Ordinal) // credentials no longer accepted
+        || state is "3D000" // the database is gone
+            or "55000" // database not accepting connections
+            or "55P03" // lock not available
+            or "25006" // read-only transaction: a standby after failover
+            or "40001" or "40P01" // serialisation failure, deadlock
+            or "23505" or "23P01"; // unique or exclusion conflict with a concurrent writer
+
+    private static bool IsUnavailableSqlite(int primary, int extended) => primary switch
+    {
+        5 or 6 => true, // SQLITE_BUSY, SQLITE_LOCKED
+        7 or 8 or 10 or 11 or 13 or 14 or 15 or 26 => true, // NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB
+        19 => extended is 1555 or 2067, // SQLITE_CONSTRAINT_PRIMARYKEY / _UNIQUE: a concurrent writer won
+        _ => false,
+    };
 
     /// <summary>Runs <paramref name="work"/> on an open connection outside any explicit transaction.</summary>
     public async Task<T> WithConnectionAsync<T>(Func<DbConnection, Task<T>> work, CancellationToken cancellationToken = default)
@@ -88,7 +128,7 @@ public sealed class Database
         {
             return await work(connection);
         }
-        catch (DbException e)
+        catch (Exception e) when (IsUnavailable(e, connection))
         {
             throw Unavailable(e);
         }
