@@ -37,6 +37,9 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 {
     private const string Registration = "registration", Assertion = "assertion";
 
+    /// <summary>How long an expired ceremony is kept before the user's next options request removes it.</summary>
+    public static readonly TimeSpan CeremonyRetention = TimeSpan.FromDays(1);
+
     public async Task<string> RegistrationOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
     {
         var (settings, fido) = Configure(caller);
@@ -273,6 +276,12 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
     private async Task StoreCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[] challenge, string options, ApplicationSettings settings, CancellationToken ct)
     {
         var now = time.GetUtcNow();
+
+        // The user's ceremonies that expired over a day ago go (used or not): the table stays bounded, and for a day an
+        // expired response is still told code_expired rather than no_pending_challenge.
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "DELETE FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND user_key = @user AND expires_at <= @cutoff",
+            new { app = caller.Application.Id, mode = caller.Mode, user = userKey, cutoff = (now - CeremonyRetention).ToUnixTimeMilliseconds() }), ct);
         await db.WithConnectionAsync(c => c.ExecuteAsync(
             """
             INSERT INTO webauthn_ceremonies (id, application_id, mode, user_key, kind, challenge, options, created_at, expires_at)

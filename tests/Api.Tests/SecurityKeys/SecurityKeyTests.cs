@@ -577,6 +577,39 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
     }
 
     [Fact]
+    public async Task Expired_ceremonies_are_removed_a_day_later_when_the_user_asks_for_new_options()
+    {
+        // Given a used and an unused ceremony of one user, and an unused one of another user
+        var server = await servers.GetAsync(Db.Sqlite);
+        var user = SecurityKeyApi.NewUser("cleanup");
+        var bystander = SecurityKeyApi.NewUser("cleanup-other");
+        using var key = (await server.RegisterKeyAsync(user)).Authenticator;
+        var unused = (await server.AssertionOptionsAsync(user)).GetProperty("challenge").GetString();
+        await server.RegistrationOptionsAsync(bystander);
+        const string count = "SELECT COUNT(*) FROM webauthn_ceremonies WHERE user_key = @user";
+        Assert.Equal(2, await server.CountAsync(count, new { user }));
+
+        // When the options expired less than a day ago, then new options keep them (an answer is still code_expired)
+        server.Clock!.Advance(TimeSpan.FromSeconds(300) + TimeSpan.FromHours(23));
+        await server.AssertionOptionsAsync(user);
+        Assert.Equal(3, await server.CountAsync(count, new { user }));
+        using (var late = await server.VerifyKeyAsync(user, key.Assert(await server.AssertionOptionsAsync(user), new Forgery { Challenge = unused })))
+        {
+            await late.AssertProblemAsync(HttpStatusCode.Unauthorized, "code_expired", "credential");
+        }
+
+        // When more than a day has passed since they expired, then the user's next options request removes them
+        server.Clock.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+        await server.AssertionOptionsAsync(user);
+        Assert.Equal(0, await server.CountAsync("SELECT COUNT(*) FROM webauthn_ceremonies WHERE user_key = @user AND challenge = @unused", new { user, unused }));
+        Assert.Equal(3, await server.CountAsync(count, new { user }));
+
+        // and the other user's expired ceremony stays until that user asks
+        Assert.Equal(1, await server.CountAsync(count, new { user = bystander }));
+        await server.VerifiedWithKeyAsync(user, key);
+    }
+
+    [Fact]
     public async Task Failed_key_checks_lock_the_user_out_of_every_factor()
     {
         // Given a user with a security key and an authenticator app
