@@ -108,17 +108,21 @@ public static class SecurityKeyApi
     }
 
     /// <summary>Posts <paramref name="count"/> copies of one body at once (released together) and returns every answer.</summary>
-    public static async Task<List<(HttpStatusCode Status, string Body)>> RaceAsync(this ApplianceServer server, string path, string json, int count)
+    public static Task<List<(HttpStatusCode Status, string Body)>> RaceAsync(this ApplianceServer server, string path, string json, int count) =>
+        server.RaceAsync(path, Enumerable.Repeat(json, count).ToList(), server.TestKey);
+
+    /// <summary>Posts every body at once (released together) and returns every answer.</summary>
+    public static async Task<List<(HttpStatusCode Status, string Body)>> RaceAsync(this ApplianceServer server, string path, IReadOnlyList<string> bodies, string bearer)
     {
-        using var client = server.NewClient(server.TestKey);
+        using var client = server.NewClient(bearer);
         using var start = new SemaphoreSlim(0);
-        var tasks = Enumerable.Range(0, count).Select(async _ =>
+        var tasks = bodies.Select(async json =>
         {
             await start.WaitAsync();
             using var response = await client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
             return (response.StatusCode, await response.Content.ReadAsStringAsync());
         }).ToList();
-        start.Release(count);
+        start.Release(bodies.Count);
         return [.. await Task.WhenAll(tasks)];
     }
 }

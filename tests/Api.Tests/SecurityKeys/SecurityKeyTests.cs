@@ -669,6 +669,35 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
         Assert.Equal(0, (await server.FactorsOfAsync(user)).GetProperty("lockout").GetProperty("consecutive_failures").GetInt32());
     }
 
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Eight_clones_answering_different_options_with_the_same_counter_give_exactly_one_success(Db db)
+    {
+        // Given a key, eight sets of options, and eight valid assertions that all report counter 1 (a cloned key)
+        var server = await servers.GetAsync(db);
+        var bearer = await server.NewKeyApplicationAsync("Clones", new { lockout_threshold = 50 });
+        var user = SecurityKeyApi.NewUser("clones");
+        var registered = await server.RegisterKeyAsync(user, bearer: bearer);
+        using var key = registered.Authenticator;
+        var bodies = new List<string>();
+        for (var i = 0; i < 8; i++)
+        {
+            var assertion = key.Assert(await server.AssertionOptionsAsync(user, bearer), new Forgery { Counter = 1 });
+            bodies.Add(new JsonObject { ["user"] = user, ["type"] = "KEY", ["credential"] = assertion }.ToJsonString());
+        }
+
+        // When they race
+        var results = await server.RaceAsync("/v1/mfa/verify", bodies, bearer);
+
+        // Then exactly one 200; the counter decides the others, 401 invalid_code, and the stored counter is 1
+        var summary = string.Join("\n", results.Select(r => $"{(int)r.Status} {r.Body}"));
+        Assert.True(results.Count(r => r.Status == HttpStatusCode.OK) == 1, summary);
+        Assert.True(results.Where(r => r.Status != HttpStatusCode.OK)
+            .All(r => r.Status == HttpStatusCode.Unauthorized && JsonDocument.Parse(r.Body).RootElement.GetProperty("code").GetString() == "invalid_code"), summary);
+        Assert.Equal(1, await server.ScalarAsync<long>("SELECT sign_count FROM security_keys WHERE id = @id", new { id = registered.Id }));
+    }
+
     [Fact]
     public async Task Security_keys_need_KEY_enabled_and_a_relying_party()
     {
