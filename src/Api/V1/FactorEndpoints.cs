@@ -2,6 +2,7 @@ using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -13,7 +14,8 @@ public sealed record AppEnrollmentResponse(
 
 public sealed record BackupSetResponse(string Object, string Id, string User, int Count, int Length, IReadOnlyList<MaskedDestination> Destinations, DateTime CreatedAt, bool Livemode);
 
-public sealed record FactorsResponse(string Object, string User, AppFactorResponse App, BackupFactorResponse BackupCodes, LockoutResponse Lockout, bool Livemode);
+public sealed record FactorsResponse(string Object, string User, AppFactorResponse App, IReadOnlyList<SecurityKeyResponse> SecurityKeys,
+    BackupFactorResponse BackupCodes, LockoutResponse Lockout, bool Livemode);
 
 public sealed record AppFactorResponse(string Status, DateTime? CreatedAt, DateTime? ConfirmedAt);
 
@@ -40,7 +42,7 @@ public static class FactorEndpoints
             .WithSummary("Generate a new set of backup codes and deliver it to the user's email and/or phone; the codes are never returned");
         v1.MapGet("/mfa/factors", FactorsAsync)
             .WithName("Factors")
-            .WithSummary("What the user has: authenticator-app status, backup codes remaining, lockout");
+            .WithSummary("What the user has: authenticator-app status, security keys, backup codes remaining, lockout");
         return v1;
     }
 
@@ -63,15 +65,18 @@ public static class FactorEndpoints
             set.CreatedAt.UtcDateTime, set.LiveMode));
     }
 
-    private static async Task<Ok<FactorsResponse>> FactorsAsync(HttpContext http, TotpFactors apps, BackupCodes backups, Lockouts lockouts, string? user)
+    private static async Task<Ok<FactorsResponse>> FactorsAsync(HttpContext http, TotpFactors apps, SecurityKeyService keys, BackupCodes backups, Lockouts lockouts,
+        string? user)
     {
         var caller = http.Caller();
         var key = MfaUser.Parse(Required(user)).Key;
         var app = await apps.StateAsync(caller, key, http.RequestAborted);
+        var securityKeys = await keys.ListAsync(caller, key, http.RequestAborted);
         var backup = await backups.StateAsync(caller, key, http.RequestAborted);
         var lockout = await lockouts.StateAsync(caller, key, http.RequestAborted);
         return TypedResults.Ok(new FactorsResponse("factors", key,
             new AppFactorResponse(app?.Status ?? "none", app?.CreatedAt.UtcDateTime, app?.ConfirmedAt?.UtcDateTime),
+            securityKeys.Select(k => SecurityKeyResponse.From(k, caller.LiveMode)).ToList(),
             new BackupFactorResponse(backup?.Remaining ?? 0, backup?.Total ?? 0, backup?.CreatedAt.UtcDateTime),
             new LockoutResponse(lockout.LockedUntil is not null || lockout.HardLocked, lockout.HardLocked, lockout.ConsecutiveFailures, lockout.LockedUntil?.UtcDateTime),
             caller.LiveMode));

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using DevRift.Hsm.Appliance.Errors;
 
 namespace DevRift.Hsm.Api.V1;
@@ -10,7 +11,7 @@ namespace DevRift.Hsm.Api.V1;
 /// <c>User=…, Type=…, Code=…</c> form (as <c>curl -d</c> sends it, unencoded), an ordinary URL-encoded form, or
 /// JSON. Field names are case-insensitive. A literal <c>+</c> is kept (it starts every E.164 number).
 /// </summary>
-public sealed class RequestBody
+public sealed partial class RequestBody
 {
     public const int MaxBytes = 16 * 1024;
 
@@ -92,8 +93,9 @@ public sealed class RequestBody
     internal static RequestBody ParseForm(string text)
     {
         var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        // '&' separates an ordinary form; otherwise the documented ", "-separated pairs.
-        var pairs = text.Contains('&', StringComparison.Ordinal) ? text.Split('&') : text.Split(',');
+        // '&' separates an ordinary form; otherwise the documented ", "-separated pairs, split only where a comma starts a
+        // new Name= pair, so a JSON value (Credential={"id":"…","rawId":"…",…}) keeps its own commas.
+        var pairs = text.Contains('&', StringComparison.Ordinal) ? text.Split('&') : PairSeparator().Split(text);
         foreach (var raw in pairs)
         {
             var pair = raw.Trim(' ', '\t', '\r', '\n');
@@ -193,6 +195,9 @@ public sealed class RequestBody
             throw new MfaException(ErrorCode.InvalidRequest, "a percent-encoded value is not valid UTF-8");
         }
     }
+
+    [GeneratedRegex(@",(?=\s*[A-Za-z][A-Za-z0-9_-]*\s*=)", RegexOptions.CultureInvariant)]
+    private static partial Regex PairSeparator();
 
     private static string Truncate(string s) => s.Length > 40 ? s[..40] + "…" : s;
 }

@@ -37,6 +37,9 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 {
     private const string Registration = "registration", Assertion = "assertion";
 
+    /// <summary>How long an expired ceremony is kept before the user's next options request removes it.</summary>
+    public static readonly TimeSpan CeremonyRetention = TimeSpan.FromDays(1);
+
     public async Task<string> RegistrationOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
     {
         var (settings, fido) = Configure(caller);
@@ -66,6 +69,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         Configure(caller);
         var user = MfaUser.Parse(userValue);
         var raw = Parse<AuthenticatorAttestationRawResponse>(credential);
+        RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AttestationObject, "attestationObject");
         var ceremony = await TakeCeremonyAsync(caller, user.Key, Registration, raw.Response?.ClientDataJson, ct);
         var options = CredentialCreateOptions.FromJson(ceremony.Options);
         var (_, fido) = Configure(caller);
@@ -87,10 +91,13 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         var id = Ids.New("key_");
         var now = time.GetUtcNow();
         var transports = string.Join(",", (registered.Transports ?? []).Select(t => t.ToString().ToLowerInvariant()));
-        await db.WithConnectionAsync(c => c.ExecuteAsync(
+
+        // Two registrations of one credential racing both pass the uniqueness check; the unique index decides.
+        var inserted = await db.WithConnectionAsync(c => c.ExecuteAsync(
             """
             INSERT INTO security_keys (id, application_id, mode, user_key, credential_id, public_key, sign_count, transports, aaguid, attestation, created_at)
             VALUES (@id, @app, @mode, @user, @credentialId, @publicKey, @signCount, @transports, @aaguid, @attestation, @now)
+            ON CONFLICT (application_id, mode, credential_id) DO NOTHING
             """,
             new
             {
@@ -98,6 +105,11 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
                 publicKey = registered.PublicKey, signCount = (long)registered.SignCount, transports,
                 aaguid = registered.AaGuid.ToString(), attestation = registered.AttestationFormat ?? "none", now = now.ToUnixTimeMilliseconds(),
             }), ct);
+        if (inserted != 1)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "the attestation was refused: this credential is already registered", "credential");
+        }
+
         return new SecurityKeyInfo(id, user.Key, Base64Url.EncodeToString(registered.Id), SplitTransports(transports), registered.AaGuid.ToString(), now, null);
     }
 
@@ -124,6 +136,8 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         Configure(caller);
         var user = MfaUser.Parse(userValue);
         var raw = Parse<AuthenticatorAssertionRawResponse>(credential);
+        RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AuthenticatorData, "authenticatorData");
+        RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.Signature, "signature");
         await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
         var ceremony = await TakeCeremonyAsync(caller, user.Key, Assertion, raw.Response?.ClientDataJson, ct);
         var key = (await KeysAsync(caller, user.Key, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
@@ -249,9 +263,25 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
     }
 
+    /// <summary>The fields every response needs before any of it is looked at (the JSON binding leaves missing ones null).</summary>
+    private static void RequireFields(byte[]? rawId, byte[]? clientDataJson, byte[]? payload, string payloadName)
+    {
+        if (rawId is not { Length: > 0 } || clientDataJson is not { Length: > 0 } || payload is not { Length: > 0 })
+        {
+            throw new MfaException(ErrorCode.InvalidRequest,
+                $"'credential' must carry rawId and response.clientDataJSON and response.{payloadName} (base64url)", "credential");
+        }
+    }
+
     private async Task StoreCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[] challenge, string options, ApplicationSettings settings, CancellationToken ct)
     {
         var now = time.GetUtcNow();
+
+        // The user's ceremonies that expired over a day ago go (used or not): the table stays bounded, and for a day an
+        // expired response is still told code_expired rather than no_pending_challenge.
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "DELETE FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND user_key = @user AND expires_at <= @cutoff",
+            new { app = caller.Application.Id, mode = caller.Mode, user = userKey, cutoff = (now - CeremonyRetention).ToUnixTimeMilliseconds() }), ct);
         await db.WithConnectionAsync(c => c.ExecuteAsync(
             """
             INSERT INTO webauthn_ceremonies (id, application_id, mode, user_key, kind, challenge, options, created_at, expires_at)
@@ -282,22 +312,24 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<CeremonyRow>(
             "SELECT id, user_key AS UserKey, kind, options, expires_at AS ExpiresAt, used_at AS UsedAt FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND challenge = @challenge",
             new { app = caller.Application.Id, mode = caller.Mode, challenge }), ct);
+        // A registration is not a verification: its refusals are bad requests (400), an assertion's are 401s.
+        ErrorCode Refusal(ErrorCode assertionCode) => kind == Registration ? ErrorCode.InvalidRequest : assertionCode;
         if (row is null || row.Kind != kind || row.UserKey != userKey)
         {
-            throw new MfaException(ErrorCode.NoPendingChallenge, $"no {kind} options were issued to this user with this challenge", "credential");
+            throw new MfaException(Refusal(ErrorCode.NoPendingChallenge), $"no {kind} options were issued to this user with this challenge", "credential");
         }
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         if (row.ExpiresAt <= now)
         {
-            throw new MfaException(ErrorCode.CodeExpired, $"the {kind} options have expired; request new ones", "credential");
+            throw new MfaException(Refusal(ErrorCode.CodeExpired), $"the {kind} options have expired; request new ones", "credential");
         }
 
         var taken = await db.WithConnectionAsync(c => c.ExecuteAsync(
             "UPDATE webauthn_ceremonies SET used_at = @now WHERE id = @id AND used_at IS NULL", new { now, id = row.Id }), ct);
         if (taken != 1)
         {
-            throw new MfaException(ErrorCode.NoPendingChallenge, $"these {kind} options were already used; request new ones", "credential");
+            throw new MfaException(Refusal(ErrorCode.NoPendingChallenge), $"these {kind} options were already used; request new ones", "credential");
         }
 
         return row;
