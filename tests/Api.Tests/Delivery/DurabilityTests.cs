@@ -34,7 +34,8 @@ public sealed class DurabilityTests
         var user = Live.NewEmail("outage");
         var id = await Live.SendAsync(node.BaseAddress, key, user, "EMAIL");
         await Live.WaitForAsync(() => Live.OutboxRowAsync(site.ConnectionString, id, "EMAIL"), r => r.Attempts >= 2, "failed attempts");
-        var (status, reason) = await Live.ChannelAsync(node.BaseAddress, key, id);
+        // (between two attempts the channel is 'queued' with the last failure; during one it is 'sending' without)
+        var (status, reason) = await Live.WaitForAsync(() => Live.ChannelAsync(node.BaseAddress, key, id), c => c.Status == "queued", "a retry pending");
         Assert.Contains("the mail server could not be reached", reason ?? "", StringComparison.Ordinal);
 
         // And the appliance is killed, restarted, and the SMTP server comes back
