@@ -11,6 +11,7 @@ command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v oathtool >/dev/null 2>&1 || need+=(oathtool)
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
