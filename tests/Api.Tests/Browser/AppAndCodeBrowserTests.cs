@@ -77,6 +77,46 @@ public sealed class AppAndCodeBrowserTests(BrowserFixture browser)
     }
 
     [Fact]
+    public async Task An_SMS_code_verifies_as_PHONE_and_a_DUAL_code_from_the_email_verifies_as_DUAL_on_the_demo_page()
+    {
+        // Given the demo page with a user's email and phone (the demo application is on the enterprise plan)
+        var user = TestUsers.NewEmail("sms");
+        var phone = TestUsers.NewPhone();
+        await using var demo = await DemoPage.OpenAsync(browser, browser.Server.TestKey, user, phone);
+
+        // When an SMS code is sent, read from the page's outbox and typed in
+        await demo.Page.GetByLabel("Send by").SelectOptionAsync("SMS");
+        (await demo.ClickAsync("send-code")).AssertStatus(202);
+        var (channel, body) = Assert.Single(await demo.OutboxAsync());
+        Assert.Equal("SMS", channel);
+        await demo.Page.GetByLabel("Code you received").FillAsync(Regex.Match(body, @"\b\d{6}\b").Value);
+        var verification = demo.Page.WaitForResponseAsync(r => r.Url.EndsWith("/v1/mfa/verify", StringComparison.Ordinal));
+        var verified = await demo.ClickAsync("verify-code");
+
+        // Then it verifies, sent as Type=PHONE for the phone number
+        verified.AssertStatus(200);
+        var sent = (await verification).Request.PostDataJSON()!.Value;
+        Assert.Equal("PHONE", sent.GetProperty("type").GetString());
+        Assert.Equal(phone, sent.GetProperty("user").GetString());
+
+        // When a DUAL code is sent, the outbox of email:phone shows it by email and by SMS
+        await demo.Page.GetByLabel("Send by").SelectOptionAsync("DUAL");
+        (await demo.ClickAsync("send-code")).AssertStatus(202);
+        var outbox = await demo.OutboxAsync();
+        Assert.Equal(["EMAIL", "SMS"], outbox.Take(2).Select(m => m.Channel).Order(StringComparer.Ordinal).ToArray());
+        var emailed = Regex.Match(outbox.First(m => m.Channel == "EMAIL").Body, @"\b\d{6}\b").Value;
+
+        // Then the emailed one verifies as DUAL for email:phone
+        await demo.Page.GetByLabel("Code you received").FillAsync(emailed);
+        var dualVerification = demo.Page.WaitForResponseAsync(r => r.Url.EndsWith("/v1/mfa/verify", StringComparison.Ordinal));
+        (await demo.ClickAsync("verify-code")).AssertStatus(200);
+        var dualSent = (await dualVerification).Request.PostDataJSON()!.Value;
+        Assert.Equal("DUAL", dualSent.GetProperty("type").GetString());
+        Assert.Equal(user + ":" + phone, dualSent.GetProperty("user").GetString());
+        Assert.Empty(demo.Errors);
+    }
+
+    [Fact]
     public async Task Backup_codes_generated_on_the_demo_page_are_read_from_its_outbox_and_one_verifies_once()
     {
         // Given the demo page and a user
