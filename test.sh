@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (SoftHSM2, opensc, oathtool, zbar, PostgreSQL) and runs every test.
+# Installs what the tests need (SoftHSM2, opensc, oathtool, zbar, curl, openssl, Chromium, PostgreSQL) and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,6 +13,7 @@ command -v oathtool >/dev/null 2>&1 || need+=(oathtool)
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2

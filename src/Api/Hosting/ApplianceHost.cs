@@ -1,5 +1,7 @@
 using System.Text.Json;
 using DevRift.Hsm.Api.Admin;
+using DevRift.Hsm.Api.Demo;
+using DevRift.Hsm.Api.Elements;
 using DevRift.Hsm.Api.Health;
 using DevRift.Hsm.Api.Metrics;
 using DevRift.Hsm.Api.Problems;
@@ -82,6 +84,8 @@ public static class ApplianceHost
         app.MapScalarApiReference("/docs", o => o.WithTitle("DevRift.Hsm API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         app.MapV1();
         app.MapAdmin();
+        app.MapElements();
+        app.MapDemo();
         return app;
     }
 
