@@ -85,7 +85,10 @@ public static class ApplianceHost
         app.MapV1();
         app.MapAdmin();
         app.MapElements();
-        app.MapDemo();
+        if (app.Configuration.GetValue("Demo:Enabled", true))
+        {
+            app.MapDemo();
+        }
         return app;
     }
 
