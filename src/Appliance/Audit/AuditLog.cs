@@ -42,17 +42,18 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
         var record = new AuditRecord(seq, DateTimeOffset.FromUnixTimeMilliseconds(at), entry.Event, entry.Actor, entry.ApplicationId, entry.Mode,
             entry.Subject, entry.Outcome, detail, 0, []);
         var signed = mac.Sign(KeyPurpose.Audit, ChainInput(head.LastMac ?? new byte[MacLength], record));
+        // One round trip for the row and the head.
         await connection.ExecuteAsync(
             """
             INSERT INTO audit_log (seq, at, event, actor, application_id, mode, subject, outcome, detail, key_version, mac)
-            VALUES (@seq, @at, @evt, @actor, @app, @mode, @subject, @outcome, @detail, @version, @mac)
+            VALUES (@seq, @at, @evt, @actor, @app, @mode, @subject, @outcome, @detail, @version, @mac);
+            UPDATE audit_head SET last_seq = @seq, last_mac = @mac WHERE id = 1;
             """,
             new
             {
                 seq, at, evt = entry.Event, actor = entry.Actor, app = entry.ApplicationId, mode = entry.Mode, subject = entry.Subject,
                 outcome = entry.Outcome, detail, version = signed.Version, mac = signed.Mac,
             }, transaction);
-        await connection.ExecuteAsync("UPDATE audit_head SET last_seq = @seq, last_mac = @mac WHERE id = 1", new { seq, mac = signed.Mac }, transaction);
         return seq;
     }
 
