@@ -1,4 +1,5 @@
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Factors;
@@ -20,6 +21,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddHsm();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
         services.AddSingleton<Database>();
+        services.AddSingleton<AuditLog>();
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<ClientCertificates>();

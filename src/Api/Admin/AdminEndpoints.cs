@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DevRift.Hsm.Api.Audit;
 using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Api.V1;
 using DevRift.Hsm.Appliance.Applications;
@@ -31,7 +32,7 @@ public static class AdminEndpoints
 {
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/admin/v1").RequireOperator().WithTags("Operator");
+        var admin = app.MapGroup("/admin/v1").RequireOperator().AuditOperatorActions().WithTags("Operator");
         admin.MapGet("/applications", async (ApplicationStore apps, CancellationToken ct) =>
             TypedResults.Ok(ListResponse.Of((await apps.ListAsync(ct)).Select(ApplicationResponse.From).ToList())))
             .WithSummary("List applications");
@@ -73,6 +74,7 @@ public static class AdminEndpoints
             TypedResults.Ok(ApiKeyResponse.From(await keys.RevokeAsync(id, keyId, ct))))
             .WithSummary("Revoke an API key; it fails from its next request");
         admin.MapClientCertificates();
+        admin.MapAudit();
         return admin;
     }
 

@@ -20,6 +20,7 @@ public static class Authentication
             var caller = await keys.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
             if (caller is null)
             {
+                await Audit.ApiAudit.KeyFailureAsync(http, BearerToken(http.Request));
                 return await RefuseAsync(http, "Bearer realm=\"devrift\"",
                     new MfaException(ErrorCode.InvalidApiKey, "send a valid API key as 'Authorization: Bearer sk_test_…' or 'sk_live_…'"));
             }
@@ -45,6 +46,7 @@ public static class Authentication
             var id = await Tls.ClientCertificateChecks.OperatorAsync(http) ?? await operators.AuthenticateAsync(BearerToken(http.Request), http.RequestAborted);
             if (id is null)
             {
+                await Audit.ApiAudit.OperatorFailureAsync(http, BearerToken(http.Request));
                 return await RefuseAsync(http, "Bearer realm=\"devrift-admin\"",
                     new MfaException(ErrorCode.InvalidApiKey, "send a valid operator token as 'Authorization: Bearer adm_…'"));
             }

@@ -14,6 +14,7 @@ namespace DevRift.Hsm.Api.Cli;
 /// applications list | applications create NAME [standard|enterprise]
 /// settings get APP | settings set APP name=value …
 /// api-keys list APP | api-keys create APP test|live | api-keys revoke APP KEY_ID
+/// audit list [AFTER] [LIMIT] | audit verify
 /// </code>
 /// </summary>
 public static class OperatorCommands
@@ -38,10 +39,16 @@ public static class OperatorCommands
             if (words is ["init"])
             {
                 await InitAsync(init, configuration, stdout);
+                await AuditCommands.RecordAsync(services, words, null, "ok");
                 return 0;
             }
 
             init.CheckReady();
+            if (words is ["audit", ..])
+            {
+                return await AuditCommands.RunAsync(services, words, stdout);
+            }
+
             var apps = services.GetRequiredService<ApplicationStore>();
             var keys = services.GetRequiredService<ApiKeys>();
             object result = words switch
@@ -55,13 +62,15 @@ public static class OperatorCommands
                 ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
                 ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke"),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke, audit list|verify, client-certificates list|add|remove"),
             };
+            await AuditCommands.RecordAsync(services, words, result, "ok");
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));
             return 0;
         }
         catch (MfaException e)
         {
+            await AuditCommands.RecordAsync(services, words, null, e.Error.Code);
             await stderr.WriteLineAsync($"devrift: {e.Error.Code}: {e.Message}");
             return 1;
         }

@@ -1,3 +1,4 @@
+using DevRift.Hsm.Api.Audit;
 using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Api.Metrics;
 using DevRift.Hsm.Appliance.Applications;
@@ -19,7 +20,7 @@ public static class MfaEndpoints
 
     public static RouteGroupBuilder MapV1(this IEndpointRouteBuilder app)
     {
-        var v1 = app.MapGroup("/v1").RequireApiKey().WithTags("MFA");
+        var v1 = app.MapGroup("/v1").RequireApiKey().AuditApiCalls().WithTags("MFA");
         v1.MapPost("/mfa", SendAsync)
             .WithName("SendCode")
             .WithSummary("Send a one-time code by email, SMS, WhatsApp, voice call, or email and SMS at once (DUAL)");

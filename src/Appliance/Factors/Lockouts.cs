@@ -1,5 +1,7 @@
+using System.Text.Json.Nodes;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Storage;
 
@@ -14,7 +16,7 @@ public sealed record LockoutState(int ConsecutiveFailures, DateTimeOffset? Locke
 /// doubling on each further lock, and after <c>hard_lock_threshold</c> consecutive failures until the factor is
 /// reset. Counted in the database in one locked transaction.
 /// </summary>
-public sealed class Lockouts(Database db, TimeProvider time, ApplianceMetrics metrics)
+public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, ApplianceMetrics metrics)
 {
     private static readonly TimeSpan s_maxLock = TimeSpan.FromDays(30);
 
@@ -60,6 +62,13 @@ public sealed class Lockouts(Database db, TimeProvider time, ApplianceMetrics me
             await c.ExecuteAsync(
                 "UPDATE lockouts SET failures = @failures, locks = @locks, locked_until = @lockedUntil, hard_locked = @hard WHERE application_id = @app AND mode = @mode AND user_key = @userKey",
                 new { failures, locks, lockedUntil, hard = hard ? 1 : 0, key.app, key.mode, key.userKey }, tx);
+            if (locks > row.Locks || (hard && row.HardLocked == 0))
+            {
+                // A lock engaging is audited in the same transaction: it commits with the lock or not at all.
+                await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, hard ? "hard_locked" : "locked",
+                    new JsonObject { ["consecutive_failures"] = failures, ["locked_until"] = hard ? null : DateTimeOffset.FromUnixTimeMilliseconds(lockedUntil).UtcDateTime }));
+            }
+
             return (int)(settings.LockoutThreshold - (failures % settings.LockoutThreshold)) % settings.LockoutThreshold;
         }, ct);
         if (engaged)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Appliance.Users;
@@ -23,7 +24,7 @@ public sealed record AppFactorState(string Status, DateTimeOffset CreatedAt, Dat
 /// update, so duplicates racing on any number of nodes get one success. A pending enrolment becomes active on
 /// its first valid code; an active factor stays until a new one is confirmed.
 /// </summary>
-public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verifier, Lockouts lockouts, TimeProvider time)
+public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verifier, Lockouts lockouts, AuditLog audit, TimeProvider time)
 {
     public static readonly TimeSpan PendingLifetime = TimeSpan.FromMinutes(15);
 
@@ -181,6 +182,8 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             await c.ExecuteAsync(
                 "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user AND status = 'active' AND id <> @id",
                 new { app = caller.Application.Id, mode = caller.Mode, user = factor.UserKey, id = factor.Id }, tx);
+            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.AppFactorConfirm, factor.UserKey, "active",
+                new System.Text.Json.Nodes.JsonObject { ["factor_id"] = factor.Id }));
             return true;
         }, ct);
     }

@@ -1,0 +1,297 @@
+using System.Text.Json.Nodes;
+using DevRift.Hsm.Api.Admin;
+using DevRift.Hsm.Api.Auth;
+using DevRift.Hsm.Api.V1;
+using DevRift.Hsm.Appliance.Audit;
+using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Users;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace DevRift.Hsm.Api.Audit;
+
+/// <summary>
+/// Audit records for the two route groups, written where the outcome is known: one record for every authenticated
+/// <c>/v1</c> request (its event named by the route, the outcome "valid"/"ok" or the problem code), one for every
+/// <c>/admin/v1</c> call that changes something, and one for each refused key or token. The record is appended before
+/// the response is written; if the append fails the request fails with 503 instead of being acknowledged unaudited.
+/// Only user, type and ids are taken from requests and results: never a code, secret or credential.
+/// </summary>
+public static class ApiAudit
+{
+    // Only a known type is recorded: the field is free text from the caller.
+    private static readonly HashSet<string> s_types = new(["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL", "PHONE", "APP", "BACKUP", "KEY"], StringComparer.Ordinal);
+
+    /// <summary>Records every call of the group; put it after <c>RequireApiKey</c> so the caller is known.</summary>
+    public static RouteGroupBuilder AuditApiCalls(this RouteGroupBuilder group)
+    {
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            var (evt, route) = V1Event(http);
+            var needsBody = evt is AuditEvents.ChallengeSend or AuditEvents.Verification or AuditEvents.AppFactorEnrol or AuditEvents.BackupCodesGenerate
+                or AuditEvents.SecurityKeyRegistrationOptions or AuditEvents.SecurityKeyRegister or AuditEvents.SecurityKeyAssertionOptions;
+            if (needsBody)
+            {
+                http.Request.EnableBuffering();
+            }
+
+            object? result;
+            try
+            {
+                result = await next(context);
+            }
+            catch (MfaException e)
+            {
+                await AppendV1Async(http, evt, route, needsBody, e.Error.Code, null);
+                throw;
+            }
+
+            var status = (result as IStatusCodeHttpResult)?.StatusCode ?? StatusCodes.Status200OK;
+            var outcome = status >= 400 ? $"http_{status}" : evt == AuditEvents.Verification ? "valid" : "ok";
+            await AppendV1Async(http, evt, route, needsBody, outcome, result);
+            return result;
+        });
+        return group;
+    }
+
+    /// <summary>Records every call of the operator group except reads; put it after <c>RequireOperator</c>.</summary>
+    public static RouteGroupBuilder AuditOperatorActions(this RouteGroupBuilder group)
+    {
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) || HttpMethods.IsOptions(http.Request.Method))
+            {
+                return await next(context);
+            }
+
+            http.Request.EnableBuffering();
+            object? result;
+            try
+            {
+                result = await next(context);
+            }
+            catch (MfaException e)
+            {
+                await AppendAdminAsync(http, e.Error.Code, null);
+                throw;
+            }
+
+            var status = (result as IStatusCodeHttpResult)?.StatusCode ?? StatusCodes.Status200OK;
+            await AppendAdminAsync(http, status >= 400 ? $"http_{status}" : "ok", result);
+            return result;
+        });
+        return group;
+    }
+
+    /// <summary>A refused API key: its public id when the value has a key's shape, never the secret.</summary>
+    public static Task KeyFailureAsync(HttpContext http, string? presented)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var entry = AuditEntry.ApiKeyFailed(presented);
+        entry.Detail!["method"] = http.Request.Method;
+        entry.Detail["route"] = http.Request.Path.Value;
+        return http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
+    }
+
+    /// <summary>A refused operator token: its public id when parseable, never the secret.</summary>
+    public static Task OperatorFailureAsync(HttpContext http, string? presented)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var entry = AuditEntry.OperatorFailed(presented);
+        entry.Detail!["method"] = http.Request.Method;
+        entry.Detail["route"] = http.Request.Path.Value;
+        return http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
+    }
+
+    private static (string Event, string Route) V1Event(HttpContext http)
+    {
+        var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+        var method = http.Request.Method;
+        var evt = (method, route) switch
+        {
+            ("POST", "/v1/mfa") => AuditEvents.ChallengeSend,
+            ("POST", "/v1/mfa/verify") => AuditEvents.Verification,
+            ("POST", "/v1/mfa/app") => AuditEvents.AppFactorEnrol,
+            ("DELETE", "/v1/mfa/app") => AuditEvents.AppFactorRemove,
+            ("POST", "/v1/mfa/backup") => AuditEvents.BackupCodesGenerate,
+            ("POST", "/v1/mfa/keys/registration/options") => AuditEvents.SecurityKeyRegistrationOptions,
+            ("POST", "/v1/mfa/keys/registration") => AuditEvents.SecurityKeyRegister,
+            ("POST", "/v1/mfa/keys/assertion/options") => AuditEvents.SecurityKeyAssertionOptions,
+            ("DELETE", "/v1/mfa/keys/{id}") => AuditEvents.SecurityKeyRemove,
+            _ => AuditEvents.ApiKeyUsed,
+        };
+        return (evt, route);
+    }
+
+    private static async Task AppendV1Async(HttpContext http, string evt, string route, bool fromBody, string outcome, object? result)
+    {
+        var caller = http.Caller();
+        string? user;
+        string? type = null;
+        if (fromBody)
+        {
+            (user, type) = await UserAndTypeAsync(http);
+        }
+        else
+        {
+            user = http.Request.Query["user"].ToString() is { Length: > 0 } u ? FactorEndpoints.Required(u) : null;
+        }
+
+        var detail = new JsonObject();
+        if (type is not null)
+        {
+            detail["type"] = type;
+        }
+
+        switch (result)
+        {
+            case Accepted<ChallengeResponse> { Value: { } c }:
+                detail["challenge_id"] = c.Id;
+                detail["channels"] = new JsonArray([.. c.Channels.Select(ch => (JsonNode)JsonValue.Create(ch.Channel))]);
+                break;
+            case Ok<AppEnrollmentResponse> { Value: { } e }:
+                detail["enrollment_id"] = e.Id;
+                break;
+            case Accepted<BackupSetResponse> { Value: { } b }:
+                detail["backup_set_id"] = b.Id;
+                detail["count"] = b.Count;
+                break;
+            case Created<SecurityKeyResponse> { Value: { } k }:
+                detail["security_key_id"] = k.Id;
+                break;
+            default:
+                break;
+        }
+
+        if (evt == AuditEvents.SecurityKeyRemove)
+        {
+            detail["security_key_id"] = http.Request.RouteValues["id"]?.ToString();
+        }
+
+        if (evt == AuditEvents.ApiKeyUsed)
+        {
+            detail["method"] = http.Request.Method;
+            detail["route"] = route;
+        }
+
+        await http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(
+            AuditEntry.ByCaller(caller, evt, Subject(user), outcome, detail), http.RequestAborted);
+    }
+
+    private static async Task AppendAdminAsync(HttpContext http, string outcome, object? result)
+    {
+        var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+        var method = http.Request.Method;
+        var applicationId = http.Request.RouteValues["id"]?.ToString();
+        string? mode = null;
+        var detail = new JsonObject { ["via"] = "api", ["operator_id"] = http.OperatorId() };
+        string evt;
+        switch (method, route)
+        {
+            case ("POST", "/admin/v1/applications"):
+                evt = AuditEvents.ApplicationCreate;
+                if (result is Created<ApplicationResponse> { Value: { } a })
+                {
+                    applicationId = a.Id;
+                    detail["plan"] = a.Plan;
+                }
+
+                break;
+            case ("PATCH", "/admin/v1/applications/{id}/settings"):
+                evt = AuditEvents.SettingsUpdate;
+                detail["fields"] = new JsonArray([.. (await JsonFieldNamesAsync(http)).Select(n => (JsonNode)JsonValue.Create(n))]);
+                break;
+            case ("POST", "/admin/v1/applications/{id}/api-keys"):
+                evt = AuditEvents.ApiKeyCreate;
+                if (result is Created<ApiKeyResponse> { Value: { } k })
+                {
+                    detail["key_id"] = k.Id;
+                    mode = k.Mode;
+                }
+
+                break;
+            case ("DELETE", "/admin/v1/applications/{id}/api-keys/{keyId}"):
+                evt = AuditEvents.ApiKeyRevoke;
+                detail["key_id"] = http.Request.RouteValues["keyId"]?.ToString();
+                if (result is Ok<ApiKeyResponse> { Value: { } r })
+                {
+                    mode = r.Mode;
+                }
+
+                break;
+            default:
+                evt = AuditEvents.OperatorAction;
+                detail["method"] = method;
+                detail["route"] = route;
+                var values = new JsonObject();
+                foreach (var (name, v) in http.Request.RouteValues)
+                {
+                    values[name] = v?.ToString();
+                }
+
+                detail["values"] = values;
+                break;
+        }
+
+        await http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(
+            new AuditEntry(evt, AuditEntry.Operator, applicationId, mode, null, outcome, detail), http.RequestAborted);
+    }
+
+    /// <summary>The user and type fields of a buffered body, read again after the handler; nothing else.</summary>
+    private static async Task<(string? User, string? Type)> UserAndTypeAsync(HttpContext http)
+    {
+        try
+        {
+            if (!http.Request.Body.CanSeek)
+            {
+                return (null, null);
+            }
+
+            http.Request.Body.Position = 0;
+            var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
+            var type = body.Type?.Trim().ToUpperInvariant();
+            return (body.User, type is not null && s_types.Contains(type) ? type : null);
+        }
+        catch (Exception e) when (e is MfaException or IOException or BadHttpRequestException or InvalidOperationException)
+        {
+            return (null, null);
+        }
+    }
+
+    private static async Task<IReadOnlyList<string>> JsonFieldNamesAsync(HttpContext http)
+    {
+        try
+        {
+            if (!http.Request.Body.CanSeek)
+            {
+                return [];
+            }
+
+            http.Request.Body.Position = 0;
+            var node = await JsonNode.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted);
+            return node is JsonObject o ? [.. o.Select(p => p.Key).Take(50)] : [];
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or BadHttpRequestException or InvalidOperationException)
+        {
+            return [];
+        }
+    }
+
+    private static string? Subject(string? user)
+    {
+        if (user is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return MfaUser.Parse(user).Key;
+        }
+        catch (MfaException)
+        {
+            return null;
+        }
+    }
+}

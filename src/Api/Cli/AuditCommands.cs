@@ -1,0 +1,76 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DevRift.Hsm.Api.Admin;
+using DevRift.Hsm.Appliance.Audit;
+
+namespace DevRift.Hsm.Api.Cli;
+
+/// <summary>
+/// <c>audit list [after] [limit]</c> and <c>audit verify</c> (exit code 0 when the chain is valid, 2 when not), and
+/// the audit records of the command line's own changes (actor <c>operator</c>, <c>"via": "cli"</c>).
+/// </summary>
+public static class AuditCommands
+{
+    public const int ChainBroken = 2;
+
+    private static readonly JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = true,
+    };
+
+    public static async Task<int> RunAsync(IServiceProvider services, string[] words, TextWriter stdout)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(stdout);
+        var audit = services.GetRequiredService<AuditLog>();
+        switch (words)
+        {
+            case ["audit", "verify"]:
+                var verification = await audit.VerifyAsync();
+                await stdout.WriteLineAsync(JsonSerializer.Serialize(AuditVerifyResponse.From(verification), s_json));
+                return verification.Valid ? 0 : ChainBroken;
+            case ["audit", "list", .. var rest] when rest.Length <= 2:
+                var after = AuditEndpoints.Parse(rest.Length > 0 ? rest[0] : null, "after", 0, long.MaxValue, 0);
+                var limit = (int)AuditEndpoints.Parse(rest.Length > 1 ? rest[1] : null, "limit", 1, AuditEndpoints.MaxLimit, AuditEndpoints.DefaultLimit);
+                await stdout.WriteLineAsync(JsonSerializer.Serialize(await AuditEndpoints.ListAsync(audit, after, limit), s_json));
+                return 0;
+            default:
+                throw new Appliance.Errors.MfaException(Appliance.Errors.ErrorCode.InvalidRequest, "usage: audit list [after] [limit] | audit verify");
+        }
+    }
+
+    /// <summary>
+    /// Records a command that changes something, with its outcome ("ok" or the problem code); read-only commands
+    /// record nothing. Takes ids from the words and the result, never a secret (a created key's secret stays out).
+    /// </summary>
+    public static async Task RecordAsync(IServiceProvider services, string[] words, object? result, string outcome)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var detail = new JsonObject { ["via"] = "cli" };
+        AuditEntry? entry = words switch
+        {
+            ["init"] => new AuditEntry(AuditEvents.ApplianceInit, AuditEntry.Operator, null, null, null, outcome, detail),
+            ["applications", "create", ..] => new AuditEntry(AuditEvents.ApplicationCreate, AuditEntry.Operator,
+                (result as ApplicationResponse)?.Id, null, null, outcome, With(detail, "plan", (result as ApplicationResponse)?.Plan)),
+            ["settings", "set", var app, .. var pairs] => new AuditEntry(AuditEvents.SettingsUpdate, AuditEntry.Operator, app, null, null, outcome,
+                With(detail, "fields", new JsonArray([.. pairs.Select(p => (JsonNode)JsonValue.Create(p.Split('=')[0]))]))),
+            ["api-keys", "create", var app, var mode] => new AuditEntry(AuditEvents.ApiKeyCreate, AuditEntry.Operator, app,
+                (result as ApiKeyResponse)?.Mode ?? (mode is "test" or "live" ? mode : null), null, outcome, With(detail, "key_id", (result as ApiKeyResponse)?.Id)),
+            ["api-keys", "revoke", var app, var keyId] => new AuditEntry(AuditEvents.ApiKeyRevoke, AuditEntry.Operator, app,
+                (result as ApiKeyResponse)?.Mode, null, outcome, With(detail, "key_id", keyId)),
+            _ => null,
+        };
+        if (entry is not null)
+        {
+            await services.GetRequiredService<AuditLog>().AppendAsync(entry);
+        }
+    }
+
+    private static JsonObject With(JsonObject detail, string name, JsonNode? value)
+    {
+        detail[name] = value;
+        return detail;
+    }
+}
