@@ -31,6 +31,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<BackupCodes>();
         services.AddSingleton<SecurityKeyService>();
         services.AddSingleton<ApplianceInitializer>();
+        services.AddKeyRotation();
         return services;
     }
 }

@@ -72,6 +72,7 @@ public static class AdminEndpoints
         admin.MapDelete("/applications/{id}/api-keys/{keyId}", async (string id, string keyId, ApiKeys keys, CancellationToken ct) =>
             TypedResults.Ok(ApiKeyResponse.From(await keys.RevokeAsync(id, keyId, ct))))
             .WithSummary("Revoke an API key; it fails from its next request");
+        admin.MapHsm();
         return admin;
     }
 

@@ -14,6 +14,7 @@ namespace DevRift.Hsm.Api.Cli;
 /// applications list | applications create NAME [standard|enterprise]
 /// settings get APP | settings set APP name=value …
 /// api-keys list APP | api-keys create APP test|live | api-keys revoke APP KEY_ID
+/// hsm status | hsm rotate PURPOSE | hsm retire PURPOSE VERSION
 /// </code>
 /// </summary>
 public static class OperatorCommands
@@ -54,7 +55,8 @@ public static class OperatorCommands
                 ["api-keys", "list", var app] => (await keys.ListAsync((await apps.GetAsync(app)).Id)).Select(k => ApiKeyResponse.From(k)).ToList(),
                 ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke"),
+                ["hsm", .. var hsm] => await HsmCommands.RunAsync(services, hsm),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke, hsm status|rotate|retire"),
             };
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));
             return 0;
