@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using DevRift.Hsm.Api.Hosting;
 using DevRift.Hsm.Appliance;
+using DevRift.Hsm.Crypto;
 using DevRift.Hsm.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -31,8 +32,9 @@ public sealed class ApplianceServer : IAsyncDisposable
     private readonly string _directory;
     private readonly string? _postgresDatabase;
 
-    private ApplianceServer(WebApplication app, string directory, string? postgresDatabase, InitResult init, FakeTimeProvider? clock, string connectionString)
+    private ApplianceServer(WebApplication app, string directory, string? postgresDatabase, InitResult init, FakeTimeProvider? clock, string connectionString, HsmOptions hsm)
     {
+        Hsm = hsm;
         _app = app;
         _directory = directory;
         _postgresDatabase = postgresDatabase;
@@ -44,6 +46,9 @@ public sealed class ApplianceServer : IAsyncDisposable
     }
 
     public InitResult Init { get; }
+
+    /// <summary>How this node reaches its token (another node of the same site gets the same).</summary>
+    public HsmOptions Hsm { get; }
 
     public FakeTimeProvider? Clock { get; }
 
@@ -64,16 +69,24 @@ public sealed class ApplianceServer : IAsyncDisposable
 
     public string DataDirectory => _directory;
 
-    /// <summary>Starts a server. <paramref name="fakeClock"/> freezes time at 2026-06-01T12:00:00Z until moved.</summary>
+    /// <summary>
+    /// Starts a server. <paramref name="fakeClock"/> freezes time at 2026-06-01T12:00:00Z until moved. With
+    /// <paramref name="sameSiteAs"/> it is a second node of that server's site: the same token, database and clock
+    /// (and its demo application, keys and operator token).
+    /// </summary>
     public static async Task<ApplianceServer> StartAsync(Db db = Db.Sqlite, bool fakeClock = false, IDictionary<string, string?>? settings = null,
-        Action<WebApplicationBuilder>? configure = null)
+        Action<WebApplicationBuilder>? configure = null, ApplianceServer? sameSiteAs = null)
     {
-        var hsm = SoftHsmTokens.CreateToken();
+        var hsm = sameSiteAs?.Hsm ?? SoftHsmTokens.CreateToken();
         var directory = Path.Combine(Path.GetTempPath(), "devrift-api-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         string? pgDatabase = null;
         string connectionString;
-        if (db == Db.Postgres)
+        if (sameSiteAs is not null)
+        {
+            connectionString = sameSiteAs.ConnectionString;
+        }
+        else if (db == Db.Postgres)
         {
             pgDatabase = "devrift_t_" + Guid.NewGuid().ToString("N")[..16];
             await using (var admin = new NpgsqlConnection(PostgresAdmin))
@@ -108,7 +121,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             args.Add($"--{k}={v}");
         }
 
-        var clock = fakeClock ? new FakeTimeProvider(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero)) : null;
+        var clock = sameSiteAs is not null ? sameSiteAs.Clock : fakeClock ? new FakeTimeProvider(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero)) : null;
         var app = ApplianceHost.Build([.. args], builder =>
         {
             if (clock is not null)
@@ -118,9 +131,9 @@ public sealed class ApplianceServer : IAsyncDisposable
 
             configure?.Invoke(builder);
         });
-        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: true);
+        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: sameSiteAs is null);
         await app.StartAsync();
-        return new ApplianceServer(app, directory, pgDatabase, init, clock, connectionString);
+        return new ApplianceServer(app, directory, pgDatabase, sameSiteAs?.Init ?? init, clock, connectionString, hsm);
     }
 
     public static string PostgresAdmin =>
