@@ -133,9 +133,9 @@ public sealed partial class KeyManagement(HsmConnection hsm, IEnumerable<IKeyDep
         new(purpose, version, KeyLabels.Label(purpose, version), current,
             counts.ToDictionary(c => c.Key, c => c.Value.GetValueOrDefault(version), StringComparer.Ordinal));
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "HSM key {Label} created by rotation; new data uses it from now on")]
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "HSM key {Label} created by rotation; new data uses it from now on")]
     private static partial void LogRotated(ILogger logger, string label);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "HSM key {Label} retired: destroyed on the token")]
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "HSM key {Label} retired: destroyed on the token")]
     private static partial void LogRetired(ILogger logger, string label);
 }
