@@ -296,17 +296,20 @@ public sealed class HsmConnection : IDisposable
     /// </summary>
     private T RunWithKeyReload<T>(HsmContext ctx, Func<HsmContext, T> operation)
     {
+        UnknownKeyVersionException miss;
         try
         {
             return operation(ctx);
         }
-        catch (UnknownKeyVersionException e) when (ReloadAfterMiss(ctx, e))
-        {
-            // Fall through to the single retry with the fresh ring.
-        }
         catch (UnknownKeyVersionException e)
         {
-            throw new HsmDataException(e.Message);
+            miss = e;
+        }
+
+        // Not in an exception filter: a device error while reading the token must reach the reconnect logic.
+        if (!ReloadAfterMiss(ctx, miss))
+        {
+            throw new HsmDataException(miss.Message);
         }
 
         try
