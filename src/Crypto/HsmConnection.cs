@@ -27,6 +27,7 @@ public sealed class HsmConnection : IDisposable
     private string? _storePath;
     private volatile bool _storeLost;
     private int _generation;
+    private long _keyRingReads;
     private bool _disposed;
 
     private HsmConnection(HsmOptions options, TimeProvider time, Pkcs11Module module, string pin)
@@ -230,11 +231,11 @@ public sealed class HsmConnection : IDisposable
     {
         lock (_keysLock)
         {
-            var versions = KeyRing.Load(ctx.Session, Now()).Versions(purpose);
+            var versions = LoadKeys(ctx.Session).Versions(purpose);
             var next = versions.Count == 0 ? 1 : versions[^1] + 1;
             var label = KeyLabels.Label(purpose, next);
             KeyGenerator.Generate(ctx.Session, purpose, label);
-            Install(ctx.State, KeyRing.Load(ctx.Session, Now()));
+            Install(ctx.State, LoadKeys(ctx.Session));
             return label;
         }
     });
@@ -248,7 +249,7 @@ public sealed class HsmConnection : IDisposable
     {
         lock (_keysLock)
         {
-            var ring = KeyRing.Load(ctx.Session, Now());
+            var ring = LoadKeys(ctx.Session);
             var versions = ring.Versions(purpose);
             if (!versions.Contains(version))
             {
@@ -262,7 +263,7 @@ public sealed class HsmConnection : IDisposable
             }
 
             ctx.Session.DestroyObject(ring.Handle(purpose, version));
-            Install(ctx.State, KeyRing.Load(ctx.Session, Now()));
+            Install(ctx.State, LoadKeys(ctx.Session));
             return true;
         }
     });
@@ -282,13 +283,22 @@ public sealed class HsmConnection : IDisposable
     {
         lock (_keysLock)
         {
-            Install(ctx.State, KeyRing.Load(ctx.Session, Now()));
+            Install(ctx.State, LoadKeys(ctx.Session));
         }
 
         return 0;
     });
 
+    /// <summary>How many times this connection has read the token's key objects (for tests of reload frequency).</summary>
+    internal long KeyRingReads => Interlocked.Read(ref _keyRingReads);
+
     private long Now() => _time.GetUtcNow().UtcTicks;
+
+    private KeyRing LoadKeys(ISession session)
+    {
+        Interlocked.Increment(ref _keyRingReads);
+        return KeyRing.Load(session, Now());
+    }
 
     /// <summary>
     /// Runs an operation; when it names a key version this snapshot lacks (made by another node since, typically),
@@ -338,7 +348,7 @@ public sealed class HsmConnection : IDisposable
                 return false;
             }
 
-            var fresh = KeyRing.Load(ctx.Session, Now());
+            var fresh = LoadKeys(ctx.Session);
             var found = fresh.Versions(miss.Purpose).Contains(miss.Version);
             if (!found)
             {
@@ -372,7 +382,7 @@ public sealed class HsmConnection : IDisposable
         {
             if (now - ctx.State.Keys.LoadedAt >= interval)
             {
-                Install(ctx.State, KeyRing.Load(ctx.Session, now));
+                Install(ctx.State, LoadKeys(ctx.Session));
             }
         }
         finally
@@ -523,7 +533,7 @@ public sealed class HsmConnection : IDisposable
             }
 
             cache = slot.OpenSession(SessionType.ReadWrite);
-            var keys = KeyRing.Load(main, Now());
+            var keys = LoadKeys(main);
             _storePath ??= SoftHsmStore.TokenDirectory(_options.SoftHsmConfig, slot.GetTokenInfo().SerialNumber);
             var generation = Interlocked.Increment(ref _generation);
             return new TokenState(slot, main, cache, keys, generation, epoch);

@@ -84,7 +84,7 @@ internal sealed class KeyRing
 
 /// <summary>Data names a key version the key ring snapshot does not hold (new on another node, retired, or bogus).</summary>
 internal sealed class UnknownKeyVersionException(KeyRing ring, KeyPurpose purpose, int version)
-    : Exception($"the token has no {KeyLabels.Label(purpose, Math.Max(version, 1))} key")
+    : Exception($"the token has no {KeyLabels.Label(purpose, Math.Max(version, 0))} key")
 {
     public KeyRing Ring { get; } = ring;
 

@@ -59,6 +59,15 @@ public sealed class KeyRingRefreshTests
         clock.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(2, codesOnB.CurrentVersion);
 
+        // and within the interval, operations do not read the token again
+        var reads = b.KeyRingReads;
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.Equal(2, codesOnB.CurrentVersion);
+        }
+
+        Assert.Equal(reads, b.KeyRingReads);
+
         // and a code derived on B under v1 before still verifies on A
         byte[] nonce = [9, 8, 7];
         var code = codesOnB.Derive("ch_1", "email", nonce, 6, 1);
@@ -74,9 +83,14 @@ public sealed class KeyRingRefreshTests
         var blob = sealer.Seal(s_body, "outbox:1");
         blob[4] = 99;
 
-        // Then opening it fails as bad data, every time, and the ring is unchanged
-        Assert.Throws<HsmDataException>(() => sealer.Open(blob, "outbox:1"));
-        Assert.Throws<HsmDataException>(() => sealer.Open(blob, "outbox:1"));
+        // Then opening it fails as bad data, every time, after one read of the token in all (not one per attempt)
+        var reads = hsm.KeyRingReads;
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Throws<HsmDataException>(() => sealer.Open(blob, "outbox:1"));
+        }
+
+        Assert.Equal(reads + 1, hsm.KeyRingReads);
         Assert.Equal([1], hsm.KeyVersions()[KeyPurpose.Seal]);
         Assert.True(hsm.IsAvailable);
     }
