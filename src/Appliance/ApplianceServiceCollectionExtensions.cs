@@ -36,6 +36,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<BackupCodes>();
         services.AddSingleton<SecurityKeyService>();
         services.AddSingleton<ApplianceInitializer>();
+        services.AddKeyRotation();
         return services;
     }
 }

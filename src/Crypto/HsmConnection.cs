@@ -22,12 +22,14 @@ public sealed class HsmConnection : IDisposable
     private readonly ConcurrentBag<PooledSession> _idle = new();
     private readonly Lock _connectLock = new();
     private readonly HsmOperationMetrics _metrics;
+    private readonly Lock _keysLock = new();
     private volatile TokenState? _state;
     private long _nextAttemptTicks;
     private long _nextStoreCheck;
     private string? _storePath;
     private volatile bool _storeLost;
     private int _generation;
+    private long _keyRingReads;
     private bool _disposed;
 
     private HsmConnection(HsmOptions options, TimeProvider time, Pkcs11Module module, string pin)
@@ -44,6 +46,12 @@ public sealed class HsmConnection : IDisposable
 
     /// <summary>Raised (outside any lock) when the connection goes down or comes back; for logs and metrics.</summary>
     public event EventHandler<HsmStateChangedEventArgs>? StateChanged;
+
+    /// <summary>
+    /// Raised (on the thread pool, outside any lock) when a reload of the key ring finds other versions than before:
+    /// a rotation or retirement here, or one on another node seen by a refresh. Handlers must be quick.
+    /// </summary>
+    public event EventHandler? KeysChanged;
 
     /// <summary>True while the token answers.</summary>
     public bool IsAvailable => _state is not null;
@@ -115,7 +123,9 @@ public sealed class HsmConnection : IDisposable
             try
             {
                 pooled = Lease(state);
-                var result = operation(new HsmContext(this, pooled.Session, state));
+                var context = new HsmContext(this, pooled.Session, state);
+                RefreshKeysIfDue(context);
+                var result = RunWithKeyReload(context, operation);
                 _metrics.Completed(name, _time.GetElapsedTime(started));
                 return result;
             }
@@ -169,7 +179,7 @@ public sealed class HsmConnection : IDisposable
                 T result;
                 lock (state.CacheSessionLock)
                 {
-                    result = operation(new HsmContext(this, state.CacheSession, state));
+                    result = RunWithKeyReload(new HsmContext(this, state.CacheSession, state), operation);
                 }
 
                 _metrics.Completed(name, _time.GetElapsedTime(started));
@@ -224,27 +234,185 @@ public sealed class HsmConnection : IDisposable
         return created;
     }
 
-    /// <summary>Creates version N+1 of a purpose's key; new data uses it from now on. Returns its label.</summary>
-    public string RotateKey(KeyPurpose purpose)
+    /// <summary>
+    /// Creates version N+1 of a purpose's key, generated inside the HSM with the same attributes as <c>init</c>'s; new
+    /// data uses it from now on. N is read from the token itself, not from this process's snapshot, so a rotation
+    /// made elsewhere is continued rather than repeated. Returns its label.
+    /// </summary>
+    public string RotateKey(KeyPurpose purpose) => Execute(ctx =>
     {
-        var label = Execute(ctx =>
+        lock (_keysLock)
         {
-            var versions = ctx.Keys.Versions(purpose);
+            var versions = LoadKeys(ctx.Session).Versions(purpose);
             var next = versions.Count == 0 ? 1 : versions[^1] + 1;
-            var l = KeyLabels.Label(purpose, next);
-            KeyGenerator.Generate(ctx.Session, purpose, l);
-            return l;
-        });
-        ReloadKeys();
-        return label;
-    }
+            var label = KeyLabels.Label(purpose, next);
+            KeyGenerator.Generate(ctx.Session, purpose, label);
+            Install(ctx.State, LoadKeys(ctx.Session));
+            return label;
+        }
+    });
+
+    /// <summary>
+    /// Destroys an older version of a purpose's key on the token. The caller must first make sure no data still
+    /// needs it. Returns false when the token has no such version; the current version is never destroyed
+    /// (<see cref="InvalidOperationException"/>).
+    /// </summary>
+    public bool RetireKey(KeyPurpose purpose, int version) => Execute(ctx =>
+    {
+        lock (_keysLock)
+        {
+            var ring = LoadKeys(ctx.Session);
+            var versions = ring.Versions(purpose);
+            if (!versions.Contains(version))
+            {
+                Install(ctx.State, ring);
+                return false;
+            }
+
+            if (versions[^1] == version)
+            {
+                throw new InvalidOperationException($"{KeyLabels.Label(purpose, version)} is the current key and cannot be retired");
+            }
+
+            ctx.Session.DestroyObject(ring.Handle(purpose, version));
+            Install(ctx.State, LoadKeys(ctx.Session));
+            return true;
+        }
+    });
+
+    /// <summary>The current (newest) version of a purpose's key, as this process's key ring knows it.</summary>
+    public int CurrentVersion(KeyPurpose purpose) => Execute(ctx => ctx.Keys.Current(purpose).Version);
+
+    /// <summary>What the token says about itself (label, maker, model, serial) and the slot it is in.</summary>
+    public HsmTokenDescription DescribeToken() => Execute(ctx =>
+    {
+        var info = ctx.State.Slot.GetTokenInfo();
+        return new HsmTokenDescription(info.Label.Trim(), ctx.State.Slot.SlotId, info.ManufacturerId.Trim(), info.Model.Trim(), info.SerialNumber.Trim());
+    });
 
     /// <summary>Re-reads the key objects from the token (after <c>init</c>, rotation, or another node's rotation).</summary>
     public void ReloadKeys() => Execute(ctx =>
     {
-        ctx.State.Keys = KeyRing.Load(ctx.Session);
+        lock (_keysLock)
+        {
+            Install(ctx.State, LoadKeys(ctx.Session));
+        }
+
         return 0;
     });
+
+    /// <summary>How many times this connection has read the token's key objects (for tests of reload frequency).</summary>
+    internal long KeyRingReads => Interlocked.Read(ref _keyRingReads);
+
+    private long Now() => _time.GetUtcNow().UtcTicks;
+
+    private KeyRing LoadKeys(ISession session)
+    {
+        Interlocked.Increment(ref _keyRingReads);
+        return KeyRing.Load(session, Now());
+    }
+
+    /// <summary>
+    /// Runs an operation; when it names a key version this snapshot lacks (made by another node since, typically),
+    /// reads the token once and runs it again. A version already looked for in vain fails at once.
+    /// </summary>
+    private T RunWithKeyReload<T>(HsmContext ctx, Func<HsmContext, T> operation)
+    {
+        UnknownKeyVersionException miss;
+        try
+        {
+            return operation(ctx);
+        }
+        catch (UnknownKeyVersionException e)
+        {
+            miss = e;
+        }
+
+        // Not in an exception filter: a device error while reading the token must reach the reconnect logic.
+        if (!ReloadAfterMiss(ctx, miss))
+        {
+            throw new HsmDataException(miss.Message);
+        }
+
+        try
+        {
+            return operation(ctx);
+        }
+        catch (UnknownKeyVersionException e)
+        {
+            throw new HsmDataException(e.Message);
+        }
+    }
+
+    private bool ReloadAfterMiss(HsmContext ctx, UnknownKeyVersionException miss)
+    {
+        lock (_keysLock)
+        {
+            var current = ctx.State.Keys;
+            if (!ReferenceEquals(current, miss.Ring))
+            {
+                // Someone read the token since this operation took its snapshot: retry with theirs.
+                return !current.IsKnownAbsent(miss.Purpose, miss.Version);
+            }
+
+            if (current.IsKnownAbsent(miss.Purpose, miss.Version))
+            {
+                return false;
+            }
+
+            var fresh = LoadKeys(ctx.Session);
+            var found = fresh.Versions(miss.Purpose).Contains(miss.Version);
+            if (!found)
+            {
+                fresh.MarkAbsent(miss.Purpose, miss.Version);
+            }
+
+            Install(ctx.State, fresh);
+            return found;
+        }
+    }
+
+    /// <summary>
+    /// Every <see cref="HsmOptions.KeyRefreshInterval"/> one operation reads the token again, so that new data on
+    /// every node moves to a version another node created. Others keep going with the snapshot meanwhile.
+    /// </summary>
+    private void RefreshKeysIfDue(HsmContext ctx)
+    {
+        var interval = _options.KeyRefreshInterval.Ticks;
+        if (interval <= 0)
+        {
+            return;
+        }
+
+        var now = Now();
+        if (now - ctx.State.Keys.LoadedAt < interval || !_keysLock.TryEnter())
+        {
+            return;
+        }
+
+        try
+        {
+            if (now - ctx.State.Keys.LoadedAt >= interval)
+            {
+                Install(ctx.State, LoadKeys(ctx.Session));
+            }
+        }
+        finally
+        {
+            _keysLock.Exit();
+        }
+    }
+
+    /// <summary>Replaces the snapshot (caller holds the keys lock) and tells listeners when the versions changed.</summary>
+    private void Install(TokenState state, KeyRing fresh)
+    {
+        var previous = state.Keys;
+        state.Keys = fresh;
+        if (!previous.SameVersionsAs(fresh))
+        {
+            ThreadPool.QueueUserWorkItem(static c => c.KeysChanged?.Invoke(c, EventArgs.Empty), this, preferLocal: false);
+        }
+    }
 
     /// <summary>Test hook: <c>C_CloseAllSessions</c> on the token, as a device reset or another component would.</summary>
     internal void CloseAllSessionsForTesting() => _state?.Slot.CloseAllSessions();
@@ -378,7 +546,7 @@ public sealed class HsmConnection : IDisposable
             }
 
             cache = slot.OpenSession(SessionType.ReadWrite);
-            var keys = KeyRing.Load(main);
+            var keys = LoadKeys(main);
             _storePath ??= SoftHsmStore.TokenDirectory(_options.SoftHsmConfig, slot.GetTokenInfo().SerialNumber);
             var generation = Interlocked.Increment(ref _generation);
             return new TokenState(slot, main, cache, keys, generation, epoch);
@@ -571,7 +739,13 @@ internal sealed class TokenState(ISlot slot, ISession main, ISession cacheSessio
 
     public Lock CacheSessionLock { get; } = new();
 
-    public KeyRing Keys { get; set; } = keys;
+    private volatile KeyRing _keys = keys;
+
+    public KeyRing Keys
+    {
+        get => _keys;
+        set => _keys = value;
+    }
 
     public int Generation { get; } = generation;
 
@@ -634,6 +808,14 @@ internal readonly struct HsmContext(HsmConnection connection, ISession session, 
 
     public static IObjectAttribute Attribute(CKA type, CKK value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
 }
+
+/// <summary>The token an <see cref="HsmConnection"/> serves, as it describes itself.</summary>
+/// <param name="Label">Token label.</param>
+/// <param name="SlotId">Slot the token is in (slot numbers may change between restarts; the label does not).</param>
+/// <param name="Manufacturer">Token manufacturer id.</param>
+/// <param name="Model">Token model.</param>
+/// <param name="SerialNumber">Token serial number.</param>
+public sealed record HsmTokenDescription(string Label, ulong SlotId, string Manufacturer, string Model, string SerialNumber);
 
 /// <summary>Event data for <see cref="HsmConnection.StateChanged"/>.</summary>
 public sealed class HsmStateChangedEventArgs(bool available, string reason) : EventArgs

@@ -49,6 +49,14 @@ public sealed class HsmOptions
     /// <summary>While the HSM is unreachable, how often an operation may try to reconnect; the rest fail fast.</summary>
     public TimeSpan ReconnectInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How often a node reads the token's key objects again, so that a key rotated on another node sharing the
+    /// token becomes the one this node's new data uses. Data naming a version this node has not seen yet triggers
+    /// a read at once regardless. Zero turns the periodic read off. Default 30 s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan KeyRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     internal string ResolvePin()
     {
         if (!string.IsNullOrEmpty(Pin))

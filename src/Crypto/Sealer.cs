@@ -59,7 +59,7 @@ public sealed class Sealer(HsmConnection hsm)
 
     /// <summary>Key version a blob was sealed with (for rotation reports).</summary>
     public static int VersionOf(byte[] sealedBlob) =>
-        sealedBlob is { Length: > 5 } ? BinaryPrimitives.ReadInt32BigEndian(sealedBlob.AsSpan(1)) : 0;
+        sealedBlob is { Length: >= 5 } ? BinaryPrimitives.ReadInt32BigEndian(sealedBlob.AsSpan(1)) : 0;
 
     private static byte[] Aad(byte[] header, string context) => [.. header, .. System.Text.Encoding.UTF8.GetBytes(context)];
 

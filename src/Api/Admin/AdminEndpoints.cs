@@ -75,6 +75,7 @@ public static class AdminEndpoints
             .WithSummary("Revoke an API key; it fails from its next request");
         admin.MapClientCertificates();
         admin.MapAudit();
+        admin.MapHsm();
         return admin;
     }
 

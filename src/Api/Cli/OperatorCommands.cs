@@ -15,6 +15,7 @@ namespace DevRift.Hsm.Api.Cli;
 /// settings get APP | settings set APP name=value …
 /// api-keys list APP | api-keys create APP test|live | api-keys revoke APP KEY_ID
 /// audit list [AFTER] [LIMIT] | audit verify
+/// hsm status | hsm rotate PURPOSE | hsm retire PURPOSE VERSION
 /// </code>
 /// </summary>
 public static class OperatorCommands
@@ -62,7 +63,8 @@ public static class OperatorCommands
                 ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
                 ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke, audit list|verify, client-certificates list|add|remove"),
+                ["hsm", .. var hsm] => await HsmCommands.RunAsync(services, hsm),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire"),
             };
             await AuditCommands.RecordAsync(services, words, result, "ok");
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));

@@ -55,6 +55,7 @@ public sealed class ErrorCode
 
     public static readonly ErrorCode NotFound = new("not_found", ErrorKind.NotFound, "Not found");
     public static readonly ErrorCode IdempotencyKeyReused = new("idempotency_key_reused", ErrorKind.Conflict, "Idempotency key reused");
+    public static readonly ErrorCode KeyInUse = new("key_in_use", ErrorKind.Conflict, "Key in use");
 
     public static readonly ErrorCode PayloadTooLarge = new("payload_too_large", ErrorKind.PayloadTooLarge, "Payload too large");
     public static readonly ErrorCode UnsupportedMediaType = new("unsupported_media_type", ErrorKind.UnsupportedMediaType, "Unsupported media type");

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using DevRift.Hsm.Api.Hosting;
 using DevRift.Hsm.Appliance;
+using DevRift.Hsm.Crypto;
 using DevRift.Hsm.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -34,8 +35,9 @@ public sealed class ApplianceServer : IAsyncDisposable
     private readonly Func<HttpMessageHandler>? _clientHandler;
 
     private ApplianceServer(WebApplication app, string directory, string? postgresDatabase, InitResult init, FakeTimeProvider? clock, string connectionString,
-        Func<HttpMessageHandler>? clientHandler)
+        Func<HttpMessageHandler>? clientHandler, HsmOptions hsm)
     {
+        Hsm = hsm;
         _app = app;
         _clientHandler = clientHandler;
         _directory = directory;
@@ -48,6 +50,9 @@ public sealed class ApplianceServer : IAsyncDisposable
     }
 
     public InitResult Init { get; }
+
+    /// <summary>How this node reaches its token (another node of the same site gets the same).</summary>
+    public HsmOptions Hsm { get; }
 
     public FakeTimeProvider? Clock { get; }
 
@@ -73,18 +78,24 @@ public sealed class ApplianceServer : IAsyncDisposable
     /// <paramref name="dataDirectorySettings"/> may write files (TLS certificates) into the fresh data directory and
     /// returns further settings; with <c>Tls:Certificate</c> among them the server listens on https and
     /// <see cref="BaseAddress"/> is the https URL. <paramref name="clientHandler"/> makes the handler of every client
-    /// that <see cref="NewClient"/> creates (for https: server trust and a client certificate).
+    /// that <see cref="NewClient"/> creates (for https: server trust and a client certificate). With
+    /// <paramref name="sameSiteAs"/> it is a second node of that server's site: the same token, database and clock
+    /// (and its demo application, keys and operator token).
     /// </summary>
     public static async Task<ApplianceServer> StartAsync(Db db = Db.Sqlite, bool fakeClock = false, IDictionary<string, string?>? settings = null,
         Action<WebApplicationBuilder>? configure = null, Func<string, IDictionary<string, string?>>? dataDirectorySettings = null,
-        Func<HttpMessageHandler>? clientHandler = null)
+        Func<HttpMessageHandler>? clientHandler = null, ApplianceServer? sameSiteAs = null)
     {
-        var hsm = SoftHsmTokens.CreateToken();
+        var hsm = sameSiteAs?.Hsm ?? SoftHsmTokens.CreateToken();
         var directory = Path.Combine(Path.GetTempPath(), "devrift-api-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         string? pgDatabase = null;
         string connectionString;
-        if (db == Db.Postgres)
+        if (sameSiteAs is not null)
+        {
+            connectionString = sameSiteAs.ConnectionString;
+        }
+        else if (db == Db.Postgres)
         {
             pgDatabase = "devrift_t_" + Guid.NewGuid().ToString("N")[..16];
             await using (var admin = new NpgsqlConnection(PostgresAdmin))
@@ -119,7 +130,7 @@ public sealed class ApplianceServer : IAsyncDisposable
             args.Add($"--{k}={v}");
         }
 
-        var clock = fakeClock ? new FakeTimeProvider(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero)) : null;
+        var clock = sameSiteAs is not null ? sameSiteAs.Clock : fakeClock ? new FakeTimeProvider(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero)) : null;
         var app = ApplianceHost.Build([.. args], builder =>
         {
             if (clock is not null)
@@ -129,9 +140,9 @@ public sealed class ApplianceServer : IAsyncDisposable
 
             configure?.Invoke(builder);
         });
-        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: true);
+        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: sameSiteAs is null);
         await app.StartAsync();
-        return new ApplianceServer(app, directory, pgDatabase, init, clock, connectionString, clientHandler);
+        return new ApplianceServer(app, directory, pgDatabase, sameSiteAs?.Init ?? init, clock, connectionString, clientHandler, hsm);
     }
 
     public static string PostgresAdmin =>
