@@ -34,6 +34,20 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(entry);
+        try
+        {
+            return await AppendCoreAsync(connection, transaction, entry);
+        }
+        catch (DbException e)
+        {
+            // Whatever keeps the audit log from being written (an outage, a damaged or missing table), the operation it
+            // describes must not be acknowledged: fail closed as unavailable, the way a lost database does.
+            throw new StorageUnavailableException($"the audit log cannot be written ({e.GetType().Name})", e);
+        }
+    }
+
+    private async Task<long> AppendCoreAsync(DbConnection connection, DbTransaction transaction, AuditEntry entry)
+    {
         var head = await connection.QuerySingleAsync<HeadRow>(
             "SELECT last_seq AS LastSeq, last_mac AS LastMac FROM audit_head WHERE id = 1" + db.Dialect.ForUpdate, transaction: transaction);
         var seq = head.LastSeq + 1;
