@@ -96,6 +96,8 @@ public static class ApplianceHost
     public static void CheckDependencies(IServiceProvider services)
     {
         _ = services.GetRequiredService<TlsMaterial>();
+        // Validated here, before the host starts, so a bad delivery setting is one line and not a hosting stack trace.
+        _ = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DevRift.Hsm.Appliance.Outbox.DeliveryOptions>>().Value;
         services.GetRequiredService<ApplianceInitializer>().CheckReady();
     }
 
