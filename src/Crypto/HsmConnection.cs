@@ -435,9 +435,17 @@ public sealed class HsmConnection : IDisposable
                 CloseState(state);
             }
 
-            while (_idle.TryTake(out var s))
+            _module.EnterOperation();
+            try
             {
-                SafeClose(s.Session);
+                while (_idle.TryTake(out var s))
+                {
+                    SafeClose(s.Session);
+                }
+            }
+            finally
+            {
+                _module.ExitOperation();
             }
         }
 
@@ -514,23 +522,39 @@ public sealed class HsmConnection : IDisposable
             _storeLost = false;
         }
 
-        var epoch = _module.Epoch;
-        var slot = FindSlot();
-        if (slot is null && !startup)
+        // The slot is found and opened under the module's operation lock, so that another connection's re-initialisation
+        // (C_Finalize, C_Initialize) cannot run in between and make a present token look absent.
+        var opened = OpenUnderOperationLock(startup);
+        if (opened is null && !startup)
         {
             // Some modules (SoftHSM2 among them) only see a token that came back after C_Initialize.
-            _module.Reinitialize(epoch);
-            epoch = _module.Epoch;
-            slot = FindSlot();
+            _module.Reinitialize(_module.Epoch);
+            opened = OpenUnderOperationLock(startup);
         }
 
-        if (slot is null)
+        return opened ?? throw (startup
+            ? new HsmConfigurationException($"no HSM token labelled '{_options.TokenLabel}' in module '{_options.ModulePath}'")
+            : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is not present"));
+    }
+
+    /// <summary>Finds the token's slot and opens the main and cache sessions on it; null when the token is absent.</summary>
+    private TokenState? OpenUnderOperationLock(bool startup)
+    {
+        _module.EnterOperation();
+        try
         {
-            throw startup
-                ? new HsmConfigurationException($"no HSM token labelled '{_options.TokenLabel}' in module '{_options.ModulePath}'")
-                : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is not present");
+            var epoch = _module.Epoch;
+            var slot = FindSlot();
+            return slot is null ? null : Open(slot, epoch, startup);
         }
+        finally
+        {
+            _module.ExitOperation();
+        }
+    }
 
+    private TokenState Open(ISlot slot, int epoch, bool startup)
+    {
         ISession? main = null;
         ISession? cache = null;
         try
@@ -635,26 +659,35 @@ public sealed class HsmConnection : IDisposable
 
     private void CloseState(TokenState state)
     {
-        SeedHandles.Clear();
-        lock (state.CacheSessionLock)
-        {
-            SafeClose(state.CacheSession);
-        }
-
+        // Native calls, so under the operation lock: a C_Finalize by another connection must not run under them.
+        _module.EnterOperation();
         try
         {
-            state.Main.Logout();
-        }
-        catch (Pkcs11Exception)
-        {
-            // Already logged out or the session is gone; closing is what matters.
-        }
-        catch (ObjectDisposedException)
-        {
-            // The module was re-initialised.
-        }
+            SeedHandles.Clear();
+            lock (state.CacheSessionLock)
+            {
+                SafeClose(state.CacheSession);
+            }
 
-        SafeClose(state.Main);
+            try
+            {
+                state.Main.Logout();
+            }
+            catch (Pkcs11Exception)
+            {
+                // Already logged out or the session is gone; closing is what matters.
+            }
+            catch (ObjectDisposedException)
+            {
+                // The module was re-initialised.
+            }
+
+            SafeClose(state.Main);
+        }
+        finally
+        {
+            _module.ExitOperation();
+        }
     }
 
     private PooledSession Lease(TokenState state)

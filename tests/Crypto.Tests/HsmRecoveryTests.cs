@@ -24,6 +24,54 @@ public sealed class HsmRecoveryTests
     }
 
     [Fact]
+    public async Task Connections_opened_while_another_reinitialises_the_module_find_their_tokens()
+    {
+        // Given a module being re-initialised over and over (as a connection recovering a lost token does)
+        using var first = SoftHsmTokens.CreateInitialisedToken();
+        var module = Pkcs11Module.Get(SoftHsmTokens.ModulePath, SoftHsmTokens.ConfigPath);
+        using var stop = new CancellationTokenSource();
+        var reinitialising = Task.Run(() =>
+        {
+            var rounds = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                module.Reinitialize(module.Epoch);
+                rounds++;
+            }
+
+            return rounds;
+        });
+
+        // When other tokens are opened meanwhile
+        var failures = new List<Exception>();
+        var opened = 0;
+        try
+        {
+            for (var i = 0; i < 12; i++)
+            {
+                try
+                {
+                    using var hsm = HsmConnection.Open(SoftHsmTokens.CreateToken());
+                    opened++;
+                }
+                catch (HsmException e)
+                {
+                    failures.Add(e);
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+        }
+
+        // Then every one of them is found (none is reported missing because a C_Finalize ran under its lookup)
+        Assert.True(await reinitialising > 0);
+        Assert.Empty(failures);
+        Assert.Equal(12, opened);
+    }
+
+    [Fact]
     public void Token_directory_moved_away_reports_unavailable_and_recovers_when_back()
     {
         using var hsm = SoftHsmTokens.CreateInitialisedToken();
