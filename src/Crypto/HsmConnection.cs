@@ -417,7 +417,9 @@ public sealed class HsmConnection : IDisposable
     /// <summary>Test hook: <c>C_CloseAllSessions</c> on the token, as a device reset or another component would.</summary>
     internal void CloseAllSessionsForTesting() => _state?.Slot.CloseAllSessions();
 
-    /// <summary>Closes every session and logs out. The module stays loaded for the process.</summary>
+    internal CKS? MainSessionStateForTesting() => _state?.Main.GetSessionInfo().State;
+
+    /// <summary>Closes every session (the module logs the token out with its last session). The module stays loaded.</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -618,20 +620,30 @@ public sealed class HsmConnection : IDisposable
 
     private ISlot? FindSlot()
     {
+        List<ISlot> slots;
         try
         {
-            foreach (var slot in _module.Library.GetSlotList(SlotsType.WithTokenPresent))
-            {
-                var info = slot.GetTokenInfo();
-                if (string.Equals(info.Label.Trim(), _options.TokenLabel, StringComparison.Ordinal))
-                {
-                    return slot;
-                }
-            }
+            slots = _module.Library.GetSlotList(SlotsType.WithTokenPresent);
         }
         catch (Pkcs11Exception)
         {
             // A module in trouble enumerates nothing; the caller reports the token as absent.
+            return null;
+        }
+
+        foreach (var slot in slots)
+        {
+            try
+            {
+                if (string.Equals(slot.GetTokenInfo().Label.Trim(), _options.TokenLabel, StringComparison.Ordinal))
+                {
+                    return slot;
+                }
+            }
+            catch (Pkcs11Exception)
+            {
+                // Another token that cannot answer right now (removed, failing) must not hide ours: look further.
+            }
         }
 
         return null;
@@ -669,19 +681,9 @@ public sealed class HsmConnection : IDisposable
                 SafeClose(state.CacheSession);
             }
 
-            try
-            {
-                state.Main.Logout();
-            }
-            catch (Pkcs11Exception)
-            {
-                // Already logged out or the session is gone; closing is what matters.
-            }
-            catch (ObjectDisposedException)
-            {
-                // The module was re-initialised.
-            }
-
+            // No C_Logout: login is per application and token, so it would log out every other connection of this
+            // process to the same token (a second node, the command line), hiding their private keys. Closing the
+            // last session of the token logs out.
             SafeClose(state.Main);
         }
         finally

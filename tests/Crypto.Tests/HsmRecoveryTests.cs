@@ -24,6 +24,23 @@ public sealed class HsmRecoveryTests
     }
 
     [Fact]
+    public void Closing_one_connection_leaves_another_connection_to_the_same_token_logged_in()
+    {
+        // Given two connections of this process to one token (a second node, or the command line beside the server)
+        using var server = SoftHsmTokens.CreateInitialisedToken();
+        var cli = HsmConnection.Open(SoftHsmTokens.Options(server.TokenLabel));
+        Assert.Equal(Net.Pkcs11Interop.Common.CKS.CKS_RW_USER_FUNCTIONS, server.MainSessionStateForTesting());
+
+        // When one of them is closed
+        cli.Dispose();
+
+        // Then the other is still logged in (C_Logout is per token and would have logged it out too)
+        Assert.Equal(Net.Pkcs11Interop.Common.CKS.CKS_RW_USER_FUNCTIONS, server.MainSessionStateForTesting());
+        using var again = HsmConnection.Open(SoftHsmTokens.Options(server.TokenLabel));
+        Assert.Equal(server.KeyVersions()[KeyPurpose.SeedKek], again.KeyVersions()[KeyPurpose.SeedKek]);
+    }
+
+    [Fact]
     public async Task Connections_opened_while_another_reinitialises_the_module_find_their_tokens()
     {
         // Given a module being re-initialised over and over (as a connection recovering a lost token does)
