@@ -27,6 +27,8 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
   as_postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='devrift_test'" | grep -q 1 \
     || as_postgres psql -qc "CREATE ROLE devrift_test LOGIN PASSWORD 'devrift_test' CREATEDB"
+  # DROP DATABASE … WITH (FORCE) in the tests' clean-up must be able to end an autovacuum worker on the database.
+  as_postgres psql -qc "GRANT pg_signal_backend TO devrift_test" >/dev/null
   export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
 fi
 

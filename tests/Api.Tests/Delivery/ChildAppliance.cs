@@ -66,10 +66,7 @@ public sealed partial class ChildAppliance : IAsyncDisposable
             if (PostgresDatabase is not null)
             {
                 NpgsqlConnection.ClearAllPools();
-                await using var admin = new NpgsqlConnection(Infrastructure.ApplianceServer.PostgresAdmin);
-                await admin.OpenAsync();
-                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {PostgresDatabase} WITH (FORCE)", admin);
-                await drop.ExecuteNonQueryAsync();
+                await Infrastructure.ApplianceServer.DropDatabaseAsync(PostgresDatabase);
             }
 
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

@@ -189,6 +189,29 @@ public sealed class ApplianceServer : IAsyncDisposable
         throw new InvalidOperationException($"no {channel} message for {user}");
     }
 
+    /// <summary>
+    /// Drops a test database, ending its sessions. A backend that cannot be ended yet (an autovacuum worker, when the
+    /// role lacks pg_signal_backend) or one still closing makes PostgreSQL refuse; that is retried for a few seconds.
+    /// </summary>
+    public static async Task DropDatabaseAsync(string database)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var admin = new NpgsqlConnection(PostgresAdmin);
+                await admin.OpenAsync();
+                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", admin);
+                await drop.ExecuteNonQueryAsync();
+                return;
+            }
+            catch (PostgresException e) when (attempt < 20 && e.SqlState is "42501" or "55006" or "53300")
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
@@ -197,10 +220,7 @@ public sealed class ApplianceServer : IAsyncDisposable
         if (_postgresDatabase is not null)
         {
             NpgsqlConnection.ClearAllPools();
-            await using var admin = new NpgsqlConnection(PostgresAdmin);
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_postgresDatabase} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
+            await DropDatabaseAsync(_postgresDatabase);
         }
 
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
