@@ -120,8 +120,8 @@ public class AuditAppendBenchmarks
         var caller = await _services.GetRequiredService<ApiKeys>().AuthenticateAsync(init.DemoTestKey)
             ?? throw new InvalidOperationException("the demo test key does not authenticate");
 
-        // What the /v1 filter appends after a successful POST /v1/mfa/verify with a TOTP code.
-        _entry = AuditEntry.ByCaller(caller, AuditEvents.Verification, MfaUser.Parse(User).Key, "valid", new JsonObject { ["type"] = "TOTP" });
+        // What the /v1 filter appends after a successful POST /v1/mfa/verify of an authenticator-app (TOTP) code.
+        _entry = AuditEntry.ByCaller(caller, AuditEvents.Verification, MfaUser.Parse(User).Key, "valid", new JsonObject { ["type"] = "APP" });
 
         // HSM side: the audit key signs, 32 bytes, the same MAC twice, and the version-pinned call agrees.
         _auditKeyVersion = _mac.CurrentVersion(KeyPurpose.Audit);
