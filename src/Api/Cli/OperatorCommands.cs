@@ -109,8 +109,16 @@ public static class OperatorCommands
               curl "{url}/v1/test/messages?user=ada@example.com" -H "Authorization: Bearer {result.DemoTestKey}"
               curl -X POST {url}/v1/mfa/verify -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL, Code=THE_CODE"
 
+            Or every method in a browser, with the test key: {DemoUrl(url)}/demo
+
             """);
     }
+
+    /// <summary>The demo page's base: host <c>localhost</c>, the demo application's WebAuthn relying party.</summary>
+    private static string DemoUrl(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var u) && (u.Host is "127.0.0.1" or "[::1]" or "0.0.0.0" or "*" or "+")
+            ? $"{u.Scheme}://localhost:{u.Port}"
+            : url;
 
     private static JsonObject ParsePairs(string[] pairs)
     {
