@@ -98,7 +98,6 @@ public class TotpEndToEndBenchmarks
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
-        services.AddMetrics(); // the host's IMeterFactory, which ApplianceMetrics (Lockouts) needs
         services.AddSingleton<TimeProvider>(_clock); // before AddAppliance, which only tries to add the system clock
         services.AddAppliance();
         // Not ValidateOnBuild: AddAppliance also registers services whose host-side dependencies (e.g. the listening

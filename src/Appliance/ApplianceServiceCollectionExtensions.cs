@@ -18,6 +18,7 @@ public static class ApplianceServiceCollectionExtensions
     public static IServiceCollection AddAppliance(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics(); // the IMeterFactory of ApplianceMetrics (idempotent: the host adds it too)
         services.AddHsm();
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
         services.AddSingleton<Database>();
