@@ -69,8 +69,8 @@ public class AuditAppendBenchmarks
         VALUES (@seq, @at, @evt, @actor, @app, @mode, @subject, @outcome, @detail, @version, @mac)
         """;
 
-    private BenchTokenDirectory? _token;
-    private ServiceProvider? _services;
+    private BenchAppliance? _appliance;
+    private ServiceProvider _services = null!;
     private Database _db = null!;
     private AuditLog _audit = null!;
     private HsmMac _mac = null!;
@@ -92,24 +92,8 @@ public class AuditAppendBenchmarks
     [GlobalSetup]
     public async Task Setup()
     {
-        _token = BenchTokenDirectory.Create();
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Hsm:ModulePath"] = BenchTokenDirectory.ModulePath,
-                ["Hsm:TokenLabel"] = BenchTokenDirectory.Label,
-                ["Hsm:Pin"] = BenchTokenDirectory.Pin,
-                ["Hsm:SoftHsmConfig"] = _token.SoftHsmConfig,
-                ["Storage:ConnectionString"] = $"Data Source={Path.Combine(_token.Root, "devrift.db")}",
-            })
-            .Build();
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(configuration);
-        services.AddLogging();
-        services.AddAppliance(); // the system clock: record times are real
-        // Not ValidateOnBuild: AddAppliance also registers services whose host-side dependencies only the API host
-        // provides; this benchmark resolves just what it uses.
-        _services = services.BuildServiceProvider();
+        _appliance = BenchAppliance.Create();
+        _services = _appliance.Services;
 
         _db = _services.GetRequiredService<Database>();
         _audit = _services.GetRequiredService<AuditLog>();
@@ -157,7 +141,7 @@ public class AuditAppendBenchmarks
         Console.WriteLine(
             $"// AuditAppend setup: {_recordsAtStart} record(s) in the chain, chain input of the entry {chainInput} bytes, "
             + $"HMAC benchmark input {_macInput.Length} bytes, audit key v{_auditKeyVersion}, "
-            + $"SQLite journal_mode={journal} synchronous={synchronous} ({_token.Root})");
+            + $"SQLite journal_mode={journal} synchronous={synchronous} ({_appliance.Root})");
     }
 
     /// <summary>Recomputes the whole chain and checks the counts of records and scratch rows, then deletes everything.</summary>
@@ -186,13 +170,10 @@ public class AuditAppendBenchmarks
         }
         finally
         {
-            if (_services is not null)
+            if (_appliance is not null)
             {
-                await _services.DisposeAsync(); // closes the HSM connection
+                await _appliance.DisposeAsync();
             }
-
-            SqliteConnection.ClearAllPools();
-            _token?.Dispose();
         }
     }
 

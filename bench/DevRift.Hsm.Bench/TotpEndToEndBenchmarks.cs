@@ -60,8 +60,8 @@ public class TotpEndToEndBenchmarks
 
     private readonly SteppingClock _clock = new(s_start);
 
-    private BenchTokenDirectory? _token;
-    private ServiceProvider? _services;
+    private BenchAppliance? _appliance;
+    private ServiceProvider _services = null!;
     private Database _db = null!;
     private TotpFactors _factors = null!;
     private TotpVerifier _verifier = null!;
@@ -84,25 +84,8 @@ public class TotpEndToEndBenchmarks
     [GlobalSetup]
     public async Task Setup()
     {
-        _token = BenchTokenDirectory.Create();
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Hsm:ModulePath"] = BenchTokenDirectory.ModulePath,
-                ["Hsm:TokenLabel"] = BenchTokenDirectory.Label,
-                ["Hsm:Pin"] = BenchTokenDirectory.Pin,
-                ["Hsm:SoftHsmConfig"] = _token.SoftHsmConfig,
-                ["Storage:ConnectionString"] = $"Data Source={Path.Combine(_token.Root, "devrift.db")}",
-            })
-            .Build();
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(configuration);
-        services.AddLogging();
-        services.AddSingleton<TimeProvider>(_clock); // before AddAppliance, which only tries to add the system clock
-        services.AddAppliance();
-        // Not ValidateOnBuild: AddAppliance also registers services whose host-side dependencies (e.g. the listening
-        // addresses) only the API host provides; this benchmark resolves just what it uses.
-        _services = services.BuildServiceProvider();
+        _appliance = BenchAppliance.Create(_clock);
+        _services = _appliance.Services;
 
         _db = _services.GetRequiredService<Database>();
         _factors = _services.GetRequiredService<TotpFactors>();
@@ -163,7 +146,7 @@ public class TotpEndToEndBenchmarks
         var journal = await PragmaAsync("journal_mode");
         var synchronous = await PragmaAsync("synchronous");
         _expectedSynchronous ??= synchronous;
-        Console.WriteLine($"// TotpEndToEnd setup: SQLite journal_mode={journal} synchronous={synchronous} ({_token.Root})");
+        Console.WriteLine($"// TotpEndToEnd setup: SQLite journal_mode={journal} synchronous={synchronous} ({_appliance.Root})");
     }
 
     /// <summary>
@@ -235,13 +218,10 @@ public class TotpEndToEndBenchmarks
                 CryptographicOperations.ZeroMemory(_seed);
             }
 
-            if (_services is not null)
+            if (_appliance is not null)
             {
-                await _services.DisposeAsync(); // closes the HSM connection
+                await _appliance.DisposeAsync();
             }
-
-            SqliteConnection.ClearAllPools();
-            _token?.Dispose();
         }
     }
 
