@@ -105,7 +105,18 @@ public sealed class HsmConnection : IDisposable
     /// and retry once; if the token still cannot serve, throws <see cref="HsmUnavailableException"/>. The duration of
     /// each completed operation is recorded under <paramref name="name"/> (the calling method, filled in by the compiler).
     /// </summary>
-    internal T Execute<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
+    internal T Execute<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "") => Execute(operation, exclusive: false, name);
+
+    /// <summary>
+    /// Runs an operation that creates or destroys token objects (key generation, retirement) with no other operation
+    /// of this process on the module at the same time. SoftHSM2 re-indexes a token's objects from any call that reads
+    /// the token (C_GetTokenInfo, C_FindObjects, an attribute read), without its lock; a re-index racing a key
+    /// generation drops the new key from the process's view of the token. Such operations are rare (init, rotation,
+    /// retirement), so pausing the others for their few milliseconds costs nothing that matters.
+    /// </summary>
+    private T ExecuteExclusive<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "") => Execute(operation, exclusive: true, name);
+
+    private T Execute<T>(Func<HsmContext, T> operation, bool exclusive, string name)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var started = _time.GetTimestamp();
@@ -119,7 +130,7 @@ public sealed class HsmConnection : IDisposable
 
             PooledSession? pooled = null;
             var broken = false;
-            _module.EnterOperation();
+            _module.EnterOperation(exclusive);
             try
             {
                 pooled = Lease(state);
@@ -159,7 +170,7 @@ public sealed class HsmConnection : IDisposable
                     Return(pooled, broken || pooled.Generation != state.Generation);
                 }
 
-                _module.ExitOperation();
+                _module.ExitOperation(exclusive);
                 _poolSlots.Release();
             }
         }
@@ -209,14 +220,16 @@ public sealed class HsmConnection : IDisposable
     /// sensitive, never extractable, usable only for their purpose. Returns the labels created (none on a
     /// second run).
     /// </summary>
-    public IReadOnlyList<string> InitializeKeys()
+    public IReadOnlyList<string> InitializeKeys() => ExecuteExclusive(ctx =>
     {
-        var created = new List<string>();
-        Execute(ctx =>
+        lock (_keysLock)
         {
+            // Read from the token, not the snapshot: another process may have run init since.
+            var present = LoadKeys(ctx.Session);
+            var created = new List<string>();
             foreach (var purpose in KeyLabels.All)
             {
-                if (ctx.Keys.Versions(purpose).Count == 0)
+                if (present.Versions(purpose).Count == 0)
                 {
                     var label = KeyLabels.Label(purpose, 1);
                     KeyGenerator.Generate(ctx.Session, purpose, label);
@@ -224,22 +237,18 @@ public sealed class HsmConnection : IDisposable
                 }
             }
 
-            return 0;
-        });
-        if (created.Count > 0)
-        {
-            ReloadKeys();
+            // Re-read while still alone on the module, so that the token's re-index happens here (see ExecuteExclusive).
+            Install(ctx.State, created.Count > 0 ? LoadKeys(ctx.Session) : present);
+            return (IReadOnlyList<string>)created;
         }
-
-        return created;
-    }
+    });
 
     /// <summary>
     /// Creates version N+1 of a purpose's key, generated inside the HSM with the same attributes as <c>init</c>'s; new
     /// data uses it from now on. N is read from the token itself, not from this process's snapshot, so a rotation
     /// made elsewhere is continued rather than repeated. Returns its label.
     /// </summary>
-    public string RotateKey(KeyPurpose purpose) => Execute(ctx =>
+    public string RotateKey(KeyPurpose purpose) => ExecuteExclusive(ctx =>
     {
         lock (_keysLock)
         {
@@ -257,7 +266,7 @@ public sealed class HsmConnection : IDisposable
     /// needs it. Returns false when the token has no such version; the current version is never destroyed
     /// (<see cref="InvalidOperationException"/>).
     /// </summary>
-    public bool RetireKey(KeyPurpose purpose, int version) => Execute(ctx =>
+    public bool RetireKey(KeyPurpose purpose, int version) => ExecuteExclusive(ctx =>
     {
         lock (_keysLock)
         {

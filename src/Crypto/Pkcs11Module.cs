@@ -68,14 +68,37 @@ internal sealed partial class Pkcs11Module
         }
     }
 
-    /// <summary>Held (shared) around every native call so that <see cref="Reinitialize"/> never finalises under one.</summary>
-    public void EnterOperation() => _inUse.EnterReadLock();
+    /// <summary>
+    /// Held around every native call so that <see cref="Reinitialize"/> never finalises under one: shared, or
+    /// <paramref name="exclusive"/> for the rare operations no other call of this process may overlap.
+    /// </summary>
+    public void EnterOperation(bool exclusive = false)
+    {
+        if (exclusive)
+        {
+            _inUse.EnterWriteLock();
+        }
+        else
+        {
+            _inUse.EnterReadLock();
+        }
+    }
 
     /// <summary>Ends what <see cref="EnterOperation"/> began.</summary>
-    public void ExitOperation() => _inUse.ExitReadLock();
+    public void ExitOperation(bool exclusive = false)
+    {
+        if (exclusive)
+        {
+            _inUse.ExitWriteLock();
+        }
+        else
+        {
+            _inUse.ExitReadLock();
+        }
+    }
 
     /// <summary>True when this thread is inside an operation (and so must not re-initialise).</summary>
-    public bool InOperation => _inUse.IsReadLockHeld;
+    public bool InOperation => _inUse.IsReadLockHeld || _inUse.IsWriteLockHeld;
 
     /// <summary>Finalises and re-initialises the module unless someone already did since <paramref name="seenEpoch"/>.</summary>
     public void Reinitialize(int seenEpoch)

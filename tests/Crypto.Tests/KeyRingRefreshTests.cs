@@ -127,6 +127,57 @@ public sealed class KeyRingRefreshTests
         Assert.Equal(s_body, new Sealer(a).Open(fresh, "outbox:2"));
     }
 
+    [Fact]
+    public void Keys_generated_while_other_threads_read_the_token_are_seen_by_every_connection()
+    {
+        // Given threads of this process asking the token about itself and signing with its keys without pause (another
+        // connection looking for its slot, /admin/v1/hsm, verify traffic): in SoftHSM2 each of these may re-index the
+        // token's objects, and a re-index racing a key generation drops the new key from the process's view
+        var options = SoftHsmTokens.CreateToken();
+        using var a = HsmConnection.Open(options);
+        a.InitializeKeys();
+        using var reader = HsmConnection.Open(options);
+        var mac = new HsmMac(reader);
+        using var stop = new CancellationTokenSource();
+        var readers = Enumerable.Range(0, 3).Select(i => Task.Run(() =>
+        {
+            var calls = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                _ = i % 2 == 0 ? reader.DescribeToken().Label : mac.Sign(KeyPurpose.Lookup, s_body).Mac.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                calls++;
+            }
+
+            return calls;
+        })).ToArray();
+
+        // When A rotates the seal key again and again meanwhile
+        var missing = new List<int>();
+        try
+        {
+            for (var version = 2; version <= 81; version++)
+            {
+                a.RotateKey(KeyPurpose.Seal);
+                reader.ReloadKeys();
+                if (!reader.KeyVersions()[KeyPurpose.Seal].Contains(version))
+                {
+                    missing.Add(version);
+                }
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+        }
+
+        // Then every new version was visible to the other connection right away, and is to a fresh one
+        Assert.All(readers, r => Assert.True(r.Result > 0));
+        Assert.Empty(missing);
+        using var fresh = HsmConnection.Open(options);
+        Assert.Equal(Enumerable.Range(1, 81), fresh.KeyVersions()[KeyPurpose.Seal]);
+        Assert.Equal(Enumerable.Range(1, 81), a.KeyVersions()[KeyPurpose.Seal]);
+    }
+
     [Theory]
     [InlineData(KeyPurpose.SeedKek)]
     [InlineData(KeyPurpose.Code)]
