@@ -29,6 +29,12 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
     || as_postgres psql -qc "CREATE ROLE devrift_test LOGIN PASSWORD 'devrift_test' CREATEDB"
   # DROP DATABASE … WITH (FORCE) in the tests' clean-up must be able to end an autovacuum worker on the database.
   as_postgres psql -qc "GRANT pg_signal_backend TO devrift_test" >/dev/null
+  # Two test assemblies run at once, each with several multi-node sites: Debian's 100 connections are too few.
+  if [ "$(as_postgres psql -qtAc 'SHOW max_connections')" -lt 300 ]; then
+    $sudo pg_conftool 15 main set max_connections 300
+    $sudo pg_ctlcluster 15 main restart
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
+  fi
   export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
 fi
 

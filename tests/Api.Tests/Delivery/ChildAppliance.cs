@@ -57,7 +57,9 @@ public sealed partial class ChildAppliance : IAsyncDisposable
                 await create.ExecuteNonQueryAsync();
             }
 
-            var cs = new NpgsqlConnectionStringBuilder(Infrastructure.ApplianceServer.PostgresAdmin) { Database = database }.ToString();
+            // A bounded pool per node, as a deployment sizes it (nodes × pool below the server's max_connections): a
+            // burst of requests queues for a connection instead of exhausting the server that other tests share.
+            var cs = new NpgsqlConnectionStringBuilder(Infrastructure.ApplianceServer.PostgresAdmin) { Database = database, MaxPoolSize = 15 }.ToString();
             return new Site(hsm.TokenLabel, directory, cs, database);
         }
 
