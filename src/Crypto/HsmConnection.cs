@@ -428,6 +428,13 @@ public sealed class HsmConnection : IDisposable
 
     internal CKS? MainSessionStateForTesting() => _state?.Main.GetSessionInfo().State;
 
+    /// <summary>
+    /// Test hook: the slot this connection uses, so that a test's own session needs no scan of every slot (a
+    /// C_GetTokenInfo on another connection's token outside the operation lock, which SoftHSM2 may answer by
+    /// re-indexing that token while it generates a key).
+    /// </summary>
+    internal ISlot SlotForTesting() => EnsureConnected().Slot;
+
     /// <summary>Closes every session (the module logs the token out with its last session). The module stays loaded.</summary>
     public void Dispose()
     {

@@ -157,7 +157,7 @@ public sealed class KeyRingRefreshTests
         {
             for (var version = 2; version <= 81; version++)
             {
-                a.RotateKey(KeyPurpose.Seal);
+                Assert.Equal(KeyLabels.Label(KeyPurpose.Seal, version), a.RotateKey(KeyPurpose.Seal));
                 reader.ReloadKeys();
                 if (!reader.KeyVersions()[KeyPurpose.Seal].Contains(version))
                 {

@@ -17,8 +17,8 @@ public sealed class InitialisedToken : IDisposable
 
 /// <summary>
 /// The test's own PKCS#11 session on a connection's token, to look at objects from outside the layer. It uses the
-/// module the layer already loaded (same path, so no second C_Initialize and no C_Finalize on dispose), finds the
-/// slot by token label, and shares the application's login state: it never logs out, which would log out the
+/// module the layer already loaded (same path, so no second C_Initialize and no C_Finalize on dispose), on the
+/// connection's own slot, and shares the application's login state: it never logs out, which would log out the
 /// connection's sessions too.
 /// </summary>
 internal sealed class TokenInspector : IDisposable
@@ -29,10 +29,7 @@ internal sealed class TokenInspector : IDisposable
     public TokenInspector(HsmConnection hsm)
     {
         Assert.True(Platform.NativeULongSize == 8 && Platform.StructPackingSize == 0, "LowLevelAPI80 assumes 64-bit Unix");
-        var library = Pkcs11Module.Get(SoftHsmTokens.ModulePath, SoftHsmTokens.ConfigPath).Library;
-        var slot = library.GetSlotList(SlotsType.WithTokenPresent)
-            .Single(s => string.Equals(s.GetTokenInfo().Label.Trim(), hsm.TokenLabel, StringComparison.Ordinal));
-        Session = slot.OpenSession(SessionType.ReadWrite);
+        Session = hsm.SlotForTesting().OpenSession(SessionType.ReadWrite);
         try
         {
             Session.Login(CKU.CKU_USER, SoftHsmTokens.Pin);
