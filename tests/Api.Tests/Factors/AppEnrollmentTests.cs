@@ -26,7 +26,7 @@ public sealed class AppEnrollmentTests
 
         // When ada enrols an authenticator app
         using var response = await server.PostCurlAsync("/v1/mfa/app", "User=ada@example.com");
-        var body = await response.ExpectJsonAsync(HttpStatusCode.OK, "app_enrollment");
+        var body = await response.AssertJsonAsync(HttpStatusCode.OK, "app_enrollment");
         var uri = body.GetProperty("otpauth_uri").GetString()!;
         var secret = body.GetProperty("secret").GetString()!;
         var png = Convert.FromBase64String(body.GetProperty("qr_code").GetString()!);
@@ -68,7 +68,7 @@ public sealed class AppEnrollmentTests
 
         // and that code verifies as an APP verification, which activates the factor
         using var ok = await server.VerifyAppAsync(FactorApi.Ada, code);
-        var verification = await ok.ExpectJsonAsync(HttpStatusCode.OK, "verification");
+        var verification = await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
         Assert.True(verification.GetProperty("valid").GetBoolean());
         Assert.Equal("APP", verification.GetProperty("type").GetString());
         Assert.Equal(FactorApi.Ada, verification.GetProperty("user").GetString());

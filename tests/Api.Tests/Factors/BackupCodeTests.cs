@@ -25,7 +25,7 @@ public sealed class BackupCodeTests
         // When a set is generated with the documented curl form
         using var response = await server.PostCurlAsync("/v1/mfa/backup", $"User={user}, Type={type}");
         var responseText = await response.Content.ReadAsStringAsync();
-        var set = await response.ExpectJsonAsync(HttpStatusCode.Accepted, "backup_set");
+        var set = await response.AssertJsonAsync(HttpStatusCode.Accepted, "backup_set");
 
         // Then the response has the metadata and masked destinations only
         Assert.Equal(10, set.GetProperty("count").GetInt32());

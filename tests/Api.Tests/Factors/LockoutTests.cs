@@ -120,7 +120,7 @@ public sealed class LockoutTests
         await server.VerifyAppAsync(user, Rfc6238.CodeAt(e.Seed, server.Now())).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
         using (var locked = await server.VerifyBackupAsync(user, codes[0]))
         {
-            await locked.ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
+            await locked.AssertProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
             Assert.NotNull(locked.Headers.RetryAfter);
         }
 
@@ -146,7 +146,7 @@ public sealed class LockoutTests
     private static async Task ExpectLockedAsync(ApplianceServer server, string user, byte[] seed, int minRetry, int maxRetry)
     {
         using var response = await server.VerifyAppAsync(user, Rfc6238.CodeAt(seed, server.Now()));
-        await response.ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
+        await response.AssertProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
         Assert.True(response.Headers.TryGetValues("Retry-After", out var values), "no Retry-After header");
         var retry = int.Parse(values!.Single(), CultureInfo.InvariantCulture);
         Assert.InRange(retry, minRetry, maxRetry);
