@@ -85,20 +85,14 @@ public static class ApiAudit
     }
 
     /// <summary>A refused API key: its public id when the value has a key's shape, never the secret.</summary>
-    public static Task KeyFailureAsync(HttpContext http, string? presented)
-    {
-        ArgumentNullException.ThrowIfNull(http);
-        var entry = AuditEntry.ApiKeyFailed(presented);
-        entry.Detail!["method"] = http.Request.Method;
-        entry.Detail["route"] = http.Request.Path.Value;
-        return http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
-    }
+    public static Task KeyFailureAsync(HttpContext http, string? presented) => CredentialFailureAsync(http, AuditEntry.ApiKeyFailed(presented));
 
     /// <summary>A refused operator token: its public id when parseable, never the secret.</summary>
-    public static Task OperatorFailureAsync(HttpContext http, string? presented)
+    public static Task OperatorFailureAsync(HttpContext http, string? presented) => CredentialFailureAsync(http, AuditEntry.OperatorFailed(presented));
+
+    private static Task<long> CredentialFailureAsync(HttpContext http, AuditEntry entry)
     {
         ArgumentNullException.ThrowIfNull(http);
-        var entry = AuditEntry.OperatorFailed(presented);
         entry.Detail!["method"] = http.Request.Method;
         entry.Detail["route"] = http.Request.Path.Value;
         return http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
