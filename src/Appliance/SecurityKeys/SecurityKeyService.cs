@@ -66,13 +66,12 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 
     public async Task<SecurityKeyInfo> RegisterAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
     {
-        Configure(caller);
+        var (_, fido) = Configure(caller);
         var user = MfaUser.Parse(userValue);
         var raw = Parse<AuthenticatorAttestationRawResponse>(credential);
         RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AttestationObject, "attestationObject");
         var ceremony = await TakeCeremonyAsync(caller, user.Key, Registration, raw.Response?.ClientDataJson, ct);
         var options = CredentialCreateOptions.FromJson(ceremony.Options);
-        var (_, fido) = Configure(caller);
         RegisteredPublicKeyCredential registered;
         try
         {
@@ -133,7 +132,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 
     public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
     {
-        Configure(caller);
+        var (_, fido) = Configure(caller);
         var user = MfaUser.Parse(userValue);
         var raw = Parse<AuthenticatorAssertionRawResponse>(credential);
         RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AuthenticatorData, "authenticatorData");
@@ -147,7 +146,6 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
 
         var handle = await UserHandleAsync(caller, user.Key, ct);
-        var (_, fido) = Configure(caller);
         VerifyAssertionResult result;
         try
         {
