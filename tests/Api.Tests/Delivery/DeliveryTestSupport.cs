@@ -273,12 +273,7 @@ public static partial class Live
         return m.Value;
     }
 
-    public static async Task<JsonElement> ReadAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    public static Task<JsonElement> ReadAsync(HttpResponseMessage response, HttpStatusCode status) => response.AssertJsonAsync(status);
 
     private static StringContent Form(string body)
     {
