@@ -87,6 +87,23 @@ public sealed class HsmConnection : IDisposable
         return KeyLabels.All.ToDictionary(p => p, p => (IReadOnlyList<int>)keys.Versions(p));
     }
 
+    /// <summary>
+    /// Throws <see cref="HsmUnavailableException"/> unless the token is connected: no PKCS#11 call while it is (for
+    /// SoftHSM2 the token store's presence is checked at once), a reconnection attempt while it is not.
+    /// For requests that need no keyed operation but must still fail closed without the HSM.
+    /// </summary>
+    public void EnsureAvailable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_storePath is not null && !Directory.Exists(_storePath))
+        {
+            // Without an operation SoftHSM2 would not notice its store is gone: look now, not at the next 250 ms check.
+            Interlocked.Exchange(ref _nextStoreCheck, 0);
+        }
+
+        _ = EnsureConnected();
+    }
+
     /// <summary>True when a keyed HSM operation succeeds now (an HMAC with the current lookup key).</summary>
     public bool Probe()
     {

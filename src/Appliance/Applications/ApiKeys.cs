@@ -25,7 +25,7 @@ public sealed record ApiCaller(string KeyId, Application Application, string Mod
 /// API keys <c>sk_test_…</c>/<c>sk_live_…</c>: 10 characters of key id, then 32 of secret. Stored only as an
 /// HSM-keyed verifier <c>HMAC(lookup, "api_key" ‖ id ‖ key)</c>; revocation takes effect on the next request.
 /// </summary>
-public sealed class ApiKeys(Database db, LookupVerifiers verifiers, ApplicationStore applications, TimeProvider time)
+public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnection hsm, ApplicationStore applications, TimeProvider time)
 {
     private const string Purpose = "api_key";
 
@@ -104,6 +104,11 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, ApplicationS
             }
 
             _verified[row.Id] = new VerifiedKey(presentedHash, row.Verifier, row.VerifierVersion);
+        }
+        else
+        {
+            // Remembered, but a node without its HSM still fails closed, reads included.
+            hsm.EnsureAvailable();
         }
 
         var app = await applications.FindAsync(row.ApplicationId, ct);
