@@ -13,9 +13,10 @@ namespace DevRift.Hsm.Appliance.Storage;
 /// Connections, transactions and migrations for SQLite and PostgreSQL. The same SQL serves both, apart from
 /// the few places the <see cref="Dialect"/> names.
 /// </summary>
-public sealed class Database
+public sealed class Database : IAsyncDisposable
 {
     private readonly string _connectionString;
+    private readonly SqliteGroupCommit? _groupCommit;
 
     public Database(IOptions<StorageOptions> options)
     {
@@ -24,6 +25,18 @@ public sealed class Database
         Provider = ParseProvider(o);
         _connectionString = Provider == StorageProvider.Sqlite ? SqliteConnectionString(o.ConnectionString) : o.ConnectionString;
         Dialect = new Dialect(Provider);
+        if (Provider == StorageProvider.Sqlite && o.GroupCommit)
+        {
+            _groupCommit = new SqliteGroupCommit(OpenAsync);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_groupCommit is not null)
+        {
+            await _groupCommit.DisposeAsync();
+        }
     }
 
     public StorageProvider Provider { get; }
@@ -57,11 +70,17 @@ public sealed class Database
 
     /// <summary>
     /// Runs <paramref name="work"/> in one transaction (SQLite: <c>BEGIN IMMEDIATE</c>, so writers queue instead of
-    /// failing on upgrade). Database errors become <see cref="StorageUnavailableException"/>.
+    /// failing on upgrade; with <see cref="StorageOptions.GroupCommit"/>, in a savepoint of the writer's next batch).
+    /// It returns once the transaction is durable. Database errors become <see cref="StorageUnavailableException"/>.
     /// </summary>
     public async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
+        if (_groupCommit is not null)
+        {
+            return await _groupCommit.RunAsync(work, cancellationToken);
+        }
+
         await using var connection = await OpenAsync(cancellationToken);
         try
         {
