@@ -7,6 +7,7 @@ using DevRift.Hsm.Appliance;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Storage;
+using DevRift.Hsm.Appliance.Users;
 using DevRift.Hsm.Crypto;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
@@ -123,7 +124,7 @@ public class TotpEndToEndBenchmarks
         }
 
         // Confirm the pending factor with the first step's code (this also unwraps the seed into the handle cache).
-        if (await _factors.VerifyAsync(_caller, User, _codes[0]) != s_start)
+        if (await _factors.CheckAsync(_caller, MfaUser.Parse(User), _codes[0], null) != s_start)
         {
             throw new InvalidOperationException("confirming the factor did not succeed");
         }
@@ -239,7 +240,7 @@ public class TotpEndToEndBenchmarks
     public async Task<DateTimeOffset> VerifyAsyncEndToEnd()
     {
         var now = NextStep();
-        var at = await _factors.VerifyAsync(_caller, User, CurrentCode()); // throws MfaException on any failure
+        var at = await _factors.CheckAsync(_caller, MfaUser.Parse(User), CurrentCode(), null); // throws MfaException on any failure
         Expect(at == now, "VerifyAsync returned another time");
         return at;
     }
@@ -249,7 +250,7 @@ public class TotpEndToEndBenchmarks
     public async Task<DateTimeOffset> VerifyAsyncSynchronousNormal()
     {
         var now = NextStep();
-        var at = await _factors.VerifyAsync(_caller, User, CurrentCode());
+        var at = await _factors.CheckAsync(_caller, MfaUser.Parse(User), CurrentCode(), null);
         Expect(at == now, "VerifyAsync returned another time");
         return at;
     }

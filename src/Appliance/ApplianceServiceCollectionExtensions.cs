@@ -36,6 +36,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<ApplianceMetrics>();
         services.AddSingleton<Lockouts>();
         services.AddSingleton<TotpFactors>();
+        services.AddSingleton<Verify.VerificationPipeline>();
         services.AddSingleton<BackupCodes>();
         services.AddSingleton<SecurityKeyService>();
         services.AddSingleton<ApplianceInitializer>();

@@ -4,8 +4,10 @@ using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Api.V1;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
+using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Users;
+using DevRift.Hsm.Appliance.Verify;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace DevRift.Hsm.Api.Audit;
@@ -22,7 +24,7 @@ public static class ApiAudit
     private const string SuccessRecordedKey = "devrift.audit.success_recorded";
 
     // Only a known type is recorded: the field is free text from the caller.
-    private static readonly HashSet<string> s_types = new(["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL", "PHONE", "APP", "BACKUP", "KEY"], StringComparer.Ordinal);
+    private static readonly HashSet<string> s_types = new([.. Channels.SendTypes, .. VerifyMethods.Names], StringComparer.Ordinal);
 
     /// <summary>Records every call of the group; put it after <c>RequireApiKey</c> so the caller is known.</summary>
     public static RouteGroupBuilder AuditApiCalls(this RouteGroupBuilder group)
@@ -69,15 +71,13 @@ public static class ApiAudit
     }
 
     /// <summary>
-    /// The record of a successful verification, for the verify path to append in the transaction that consumes the
-    /// code; the filter then leaves the success alone (a refusal, which consumed nothing, is still recorded here).
+    /// The request's success is audited by the operation itself, in the transaction that makes its change (a send,
+    /// a verification); the filter leaves a success alone. A refusal, which changed nothing, is still recorded here.
     /// </summary>
-    public static AuditEntry VerificationRecord(HttpContext http, ApiCaller caller, string user, string type)
+    public static void SuccessIsAuditedWithTheChange(HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         http.Items[SuccessRecordedKey] = true;
-        return AuditEntry.ByCaller(caller, AuditEvents.Verification, Subject(user), "valid",
-            new JsonObject { ["type"] = s_types.Contains(type) ? type : null });
     }
 
     /// <summary>Records every call of the operator group except reads; put it after <c>RequireOperator</c>.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using DevRift.Hsm.Api.Problems;
 using DevRift.Hsm.Api.V1;
+using DevRift.Hsm.Appliance.Verify;
 using Microsoft.AspNetCore.Routing;
 
 namespace DevRift.Hsm.Api.Metrics;
@@ -45,7 +46,7 @@ public sealed class ApiMetrics
     public void Verification(string? type, string outcome)
     {
         var upper = type?.ToUpperInvariant();
-        var label = upper is null ? "unknown" : Array.IndexOf(MfaEndpoints.VerifyTypes, upper) >= 0 ? upper : "invalid";
+        var label = upper is null ? "unknown" : VerifyMethods.KnownName(upper) ?? "invalid";
         _verifications.Add(1, new KeyValuePair<string, object?>("type", label), new KeyValuePair<string, object?>("outcome", outcome));
     }
 

@@ -9,6 +9,7 @@ using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Users;
+using DevRift.Hsm.Appliance.Verify;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace DevRift.Hsm.Api.V1;
@@ -16,8 +17,6 @@ namespace DevRift.Hsm.Api.V1;
 /// <summary>The integrator API of API.md under <c>/v1</c>, behind API-key authentication.</summary>
 public static class MfaEndpoints
 {
-    public static readonly string[] VerifyTypes = ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP", "KEY"];
-
     public static RouteGroupBuilder MapV1(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").RequireApiKey().AuditApiCalls().WithTags("MFA");
@@ -42,6 +41,7 @@ public static class MfaEndpoints
     private static async Task<Accepted<ChallengeResponse>> SendAsync(HttpContext http, ChallengeService challenges)
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
+        ApiAudit.SuccessIsAuditedWithTheChange(http);
         var idempotencyKey = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } k ? k : null;
         var view = await challenges.SendAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
             body.Locale, idempotencyKey, http.RequestAborted);
@@ -51,31 +51,15 @@ public static class MfaEndpoints
     private static async Task<Ok<ChallengeResponse>> GetAsync(HttpContext http, string id, ChallengeService challenges) =>
         TypedResults.Ok(ChallengeResponse.From(await challenges.GetAsync(http.Caller(), id, http.RequestAborted)));
 
-    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys)
+    private static async Task<Ok<VerificationResponse>> VerifyAsync(HttpContext http, VerificationPipeline pipeline)
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
-        var user = body.Require("user", ErrorCode.InvalidUser);
-        var type = body.Require("type", ErrorCode.InvalidType).ToUpperInvariant();
-        VerificationMetricsFilter.SetType(http, type);
-        var caller = http.Caller();
-        if (!VerifyTypes.Contains(type, StringComparer.Ordinal))
-        {
-            throw new MfaException(ErrorCode.InvalidType, $"'type' must be one of {string.Join(", ", VerifyTypes)}", "type");
-        }
-
-        // A success is audited in the transaction that consumes the code: no 2xx without its record, no code
-        // consumed by a request that then fails to be audited.
-        var record = ApiAudit.VerificationRecord(http, caller, user, type);
-        var verification = type switch
-        {
-            "EMAIL" or "PHONE" or "DUAL" => await challenges.VerifyAsync(caller, type, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted),
-            "APP" => new Verification(MfaUser.Parse(user).Key, type,
-                await apps.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted), caller.LiveMode),
-            "BACKUP" => new Verification(MfaUser.Parse(user).Key, type,
-                await backups.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted), caller.LiveMode),
-            _ => new Verification(MfaUser.Parse(user).Key, type,
-                await keys.VerifyAsync(caller, user, SecurityKeyEndpoints.CredentialOf(body), record, http.RequestAborted), caller.LiveMode),
-        };
+        var type = body.Require("type", ErrorCode.InvalidType);
+        VerificationMetricsFilter.SetType(http, type.ToUpperInvariant());
+        ApiAudit.SuccessIsAuditedWithTheChange(http);
+        var request = new VerifyRequest(body.Require("user", ErrorCode.InvalidUser), type, body.Code,
+            VerifyMethods.KnownName(type) == "KEY" ? SecurityKeyEndpoints.CredentialOf(body) : null);
+        var verification = await pipeline.VerifyAsync(http.Caller(), request, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(VerificationResponse.From(verification));
     }

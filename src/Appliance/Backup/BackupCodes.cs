@@ -136,24 +136,23 @@ public sealed class BackupCodes(
             destinations.Select(d => new MaskedDestination(d.Channel, Mask(d.To))).ToList(), now, caller.LiveMode);
     }
 
+    /// <summary>A backup code normalised (case, spaces, hyphens, look-alikes), or 400 <c>invalid_code_format</c>.</summary>
+    public static string ParseCode(string? value)
+    {
+        var code = BackupCodeFormat.Normalise(value);
+        return code is { Length: >= 8 and <= 20 }
+            ? code
+            : throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be a backup code: 8 to 20 letters and digits, spaces and hyphens ignored", "code");
+    }
+
     /// <summary>
-    /// Checks a backup code; on success the code is used up, the lockout cleared and <paramref name="record"/> appended
-    /// to the audit log in one transaction.
+    /// The BACKUP check of the verification pipeline: on success the code is used up, the lockout cleared and
+    /// <paramref name="record"/> appended to the audit log in one transaction; a wrong code counts toward the lockout.
     /// </summary>
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        if (!caller.Application.Settings.IsEnabled("BACKUP"))
-        {
-            throw new MfaException(ErrorCode.MethodDisabled, "BACKUP is not enabled in this application's settings", "type");
-        }
-
-        var user = MfaUser.Parse(userValue);
-        var code = BackupCodeFormat.Normalise(codeValue);
-        if (code is null || code.Length is < 8 or > 20)
-        {
-            throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be a backup code: 8 to 20 letters and digits, spaces and hyphens ignored", "code");
-        }
+        ArgumentNullException.ThrowIfNull(user);
 
         // Used codes of the current set are candidates too: a code that was already used (a double submit, or the
         // loser of a race) is not a guess and must not count toward the lockout.
@@ -165,7 +164,6 @@ public sealed class BackupCodes(
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no unused backup codes; generate a set with POST /v1/mfa/backup", "user");
         }
 
-        await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
         var owner = Owner(caller, user.Key);
         CodeRow? match = null;
         foreach (var version in candidates.Select(c => c.VerifierVersion).Distinct())

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
@@ -33,6 +34,11 @@ public sealed class ChallengeService(
 {
     private const string Pending = "pending", Approved = "approved", Canceled = "canceled", Exhausted = "max_attempts_reached";
 
+    /// <summary>
+    /// Creates a challenge, derives its codes in the HSM and queues their messages; the challenge, its outbox rows and
+    /// its <c>challenge.send</c> audit record commit in one transaction, so an accepted send is always audited and a
+    /// send that cannot be audited sends nothing. A repeated idempotency key answers with the first challenge.
+    /// </summary>
     public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
@@ -136,6 +142,12 @@ public sealed class ChallengeService(
                         new { app = caller.Application.Id, mode = caller.Mode, key = idempotencyKey, fingerprint, id, now = now.ToUnixTimeMilliseconds() }, tx);
                 }
 
+                await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.ChallengeSend, user.Key, "ok", new JsonObject
+                {
+                    ["type"] = type,
+                    ["challenge_id"] = id,
+                    ["channels"] = new JsonArray([.. channels.Select(ch => ch.Channel).Order(StringComparer.Ordinal).Select(ch => (JsonNode)JsonValue.Create(ch))]),
+                }));
                 return 0;
             }, ct);
         }
@@ -173,38 +185,15 @@ public sealed class ChallengeService(
             (int)Math.Max(0, row.MaxAttempts - row.Attempts), caller.LiveMode);
     }
 
-    /// <summary>Verifies a code of the EMAIL, PHONE or DUAL family against the newest challenge of that family.</summary>
     /// <summary>
-    /// Checks a code against the newest pending challenge of the family; on success the challenge is approved and
-    /// <paramref name="record"/> appended to the audit log in one transaction.
+    /// The EMAIL, PHONE and DUAL check of the verification pipeline: the code against the newest pending challenge of
+    /// the family (the attempt counted first); on success the challenge is approved and <paramref name="record"/>
+    /// appended to the audit log in one transaction.
     /// </summary>
-    public async Task<Verification> VerifyAsync(ApiCaller caller, string family, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
+    public async Task<Verification> CheckAsync(ApiCaller caller, string family, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        var settings = caller.Application.Settings;
-        var user = family switch
-        {
-            "EMAIL" => MfaUser.ParseEmail(userValue ?? ""),
-            "DUAL" => MfaUser.ParseDual(userValue),
-            _ => MfaUser.ParsePhone(userValue ?? ""),
-        };
-        var enabled = family switch
-        {
-            "EMAIL" => settings.IsEnabled(Channels.Email),
-            "DUAL" => settings.IsEnabled(Channels.Dual),
-            _ => settings.IsEnabled(Channels.Sms) || settings.IsEnabled(Channels.WhatsApp) || settings.IsEnabled(Channels.Call),
-        };
-        if (family == "DUAL" && caller.Application.Plan != Plans.Enterprise)
-        {
-            throw new MfaException(ErrorCode.PlanRequired, "the Dual MFA System needs the enterprise plan", "type");
-        }
-
-        if (!enabled)
-        {
-            throw new MfaException(ErrorCode.MethodDisabled, $"{family} codes are not enabled in this application's settings", "type");
-        }
-
-        var code = NormaliseCode(codeValue);
+        ArgumentNullException.ThrowIfNull(user);
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         // The pending challenge if there is one (at most one per family): a replaced challenge can carry the same

@@ -79,25 +79,25 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             settings.TotpDigits, settings.TotpPeriodSeconds, now + PendingLifetime, caller.LiveMode);
     }
 
+    /// <summary>The code as the app shows it (6 to 8 digits, spaces ignored), or 400 <c>invalid_code_format</c>.</summary>
+    public static string ParseCode(string? value)
+    {
+        var code = (value ?? "").Replace(" ", "", StringComparison.Ordinal);
+        return code.Length is >= 6 and <= 8 && code.All(char.IsAsciiDigit)
+            ? code
+            : throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be the 6 to 8 digits the authenticator app shows", "code");
+    }
+
     /// <summary>
-    /// Checks a code; on success the step is consumed, the lockout cleared and <paramref name="record"/> appended to the
-    /// audit log in one transaction, so a failure to audit leaves the step unconsumed.
+    /// The APP check of the verification pipeline (which has checked the method, the user and the lockout): on success
+    /// the step is consumed, the lockout cleared and <paramref name="record"/> appended to the audit log in one
+    /// transaction, so a failure to audit leaves the step unconsumed; a wrong code counts toward the lockout.
     /// </summary>
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(user);
         var settings = caller.Application.Settings;
-        if (!settings.IsEnabled("APP"))
-        {
-            throw new MfaException(ErrorCode.MethodDisabled, "APP is not enabled in this application's settings", "type");
-        }
-
-        var user = MfaUser.Parse(userValue);
-        var code = (codeValue ?? "").Replace(" ", "", StringComparison.Ordinal);
-        if (code.Length is < 6 or > 8 || !code.All(char.IsAsciiDigit))
-        {
-            throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' must be the 6 to 8 digits the authenticator app shows", "code");
-        }
 
         var now = time.GetUtcNow();
         var factors = (await db.WithConnectionAsync(c => c.QueryAsync<FactorRow>(
@@ -110,7 +110,6 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no authenticator app; enrol one with POST /v1/mfa/app", "user");
         }
 
-        await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
         var replayed = false;
         foreach (var factor in factors)
         {

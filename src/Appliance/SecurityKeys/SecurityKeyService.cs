@@ -131,18 +131,24 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         return json;
     }
 
-    /// <summary>
-    /// Checks an assertion; on success the signature counter advances, the lockout is cleared and
-    /// <paramref name="record"/> is appended to the audit log in one transaction.
-    /// </summary>
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, JsonElement? credential, AuditEntry? record = null, CancellationToken ct = default)
+    /// <summary>The assertion response JSON as Fido2 reads it, or 400 <c>invalid_request</c> naming <c>credential</c>.</summary>
+    public static AuthenticatorAssertionRawResponse ParseAssertion(JsonElement? credential)
     {
-        var (_, fido) = Configure(caller);
-        var user = MfaUser.Parse(userValue);
         var raw = Parse<AuthenticatorAssertionRawResponse>(credential);
         RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AuthenticatorData, "authenticatorData");
         RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.Signature, "signature");
-        await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
+        return raw;
+    }
+
+    /// <summary>
+    /// The KEY check of the verification pipeline: on success the signature counter advances, the lockout is cleared
+    /// and <paramref name="record"/> is appended to the audit log in one transaction; a forgery counts toward the lockout.
+    /// </summary>
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, AuthenticatorAssertionRawResponse raw, AuditEntry? record, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(raw);
+        var (_, fido) = Configure(caller);
         var ceremony = await TakeCeremonyAsync(caller, user.Key, Assertion, raw.Response?.ClientDataJson, ct);
         var key = (await KeysAsync(caller, user.Key, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
         if (key is null)

@@ -1,0 +1,78 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
+using DevRift.Hsm.Appliance.Backup;
+using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.SecurityKeys;
+using DevRift.Hsm.Appliance.Users;
+
+namespace DevRift.Hsm.Appliance.Verify;
+
+/// <summary>What the caller sent to <c>POST /v1/mfa/verify</c>, unparsed.</summary>
+/// <param name="User">The end user's contact (<c>email</c>, <c>phone</c> or <c>email:phone</c>).</param>
+/// <param name="Type">EMAIL, PHONE, APP, DUAL, BACKUP or KEY.</param>
+/// <param name="Code">What the user typed (every type but KEY).</param>
+/// <param name="Credential">The WebAuthn assertion response (KEY).</param>
+public sealed record VerifyRequest(string? User, string? Type, string? Code, JsonElement? Credential);
+
+/// <summary>
+/// Every verification, whatever its type, in one order: the method and whether the application allows it → the user,
+/// parsed once as the method expects it → the input's shape (a malformed code is a 400 whatever the user's state) →
+/// the lockout, for the methods that share it → the method's own check. A success consumes the challenge, step, backup
+/// code or counter and appends its audit record in one transaction (no 2xx without its record, no code consumed by a
+/// request that is then refused); a failure counts where the method counts it (the challenge's attempts, or the
+/// lockout) and is recorded by the caller.
+/// </summary>
+public sealed class VerificationPipeline(ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys, Lockouts lockouts)
+{
+    public async Task<Verification> VerifyAsync(ApiCaller caller, VerifyRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(request);
+
+        // 1. The method, and whether this application allows it.
+        var method = VerifyMethods.Parse(request.Type);
+        method.EnsureEnabled(caller.Application);
+
+        // 2. The user, parsed once.
+        var user = method switch
+        {
+            VerifyMethod.Email => MfaUser.ParseEmail(request.User ?? ""),
+            VerifyMethod.Phone => MfaUser.ParsePhone(request.User ?? ""),
+            VerifyMethod.Dual => MfaUser.ParseDual(request.User),
+            _ => MfaUser.Parse(request.User),
+        };
+
+        // 3. The input's shape.
+        var assertion = method == VerifyMethod.Key ? SecurityKeyService.ParseAssertion(request.Credential) : null;
+        var code = method switch
+        {
+            VerifyMethod.Key => "",
+            VerifyMethod.App => TotpFactors.ParseCode(Required(request.Code)),
+            VerifyMethod.Backup => BackupCodes.ParseCode(Required(request.Code)),
+            _ => ChallengeService.NormaliseCode(Required(request.Code)),
+        };
+
+        // 4. The lockout shared by APP, BACKUP and KEY (a challenge has its own attempts).
+        if (method.SharesLockout())
+        {
+            await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
+        }
+
+        // 5. The method's own check; its success commits with this record.
+        var record = AuditEntry.ByCaller(caller, AuditEvents.Verification, user.Key, "valid", new JsonObject { ["type"] = method.Name() });
+        return method switch
+        {
+            VerifyMethod.App => new Verification(user.Key, method.Name(), await apps.CheckAsync(caller, user, code, record, ct), caller.LiveMode),
+            VerifyMethod.Backup => new Verification(user.Key, method.Name(), await backups.CheckAsync(caller, user, code, record, ct), caller.LiveMode),
+            VerifyMethod.Key => new Verification(user.Key, method.Name(), await keys.CheckAsync(caller, user, assertion!, record, ct), caller.LiveMode),
+            _ => await challenges.CheckAsync(caller, method.Name(), user, code, record, ct),
+        };
+    }
+
+    private static string Required(string? code) =>
+        code is { Length: > 0 } ? code : throw new MfaException(ErrorCode.InvalidCodeFormat, "'code' is required", "code");
+}
