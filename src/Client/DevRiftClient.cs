@@ -313,6 +313,7 @@ public partial class DevRiftClient : IDisposable
 
     private static string Wire(VerificationType type) => type.ToString().ToUpperInvariant();
 
-    [GeneratedRegex(@"\d{4,10}", RegexOptions.CultureInvariant)]
+    // A run of digits standing alone (not part of a name such as "shop-2024").
+    [GeneratedRegex(@"(?<![\w-])\d{4,10}(?![\w-])", RegexOptions.CultureInvariant)]
     private static partial Regex CodePattern();
 }
