@@ -145,7 +145,7 @@ public sealed class ChallengeChannel
     /// <summary><c>EMAIL</c>, <c>SMS</c>, <c>WHATSAPP</c> or <c>CALL</c>.</summary>
     public string Channel { get; init; } = "";
 
-    /// <summary>The masked destination.</summary>
+    /// <summary>The destination (email address or E.164 number).</summary>
     public string To { get; init; } = "";
 
     /// <summary><c>queued</c>, <c>sending</c>, <c>sent</c> or <c>failed</c>.</summary>
