@@ -17,31 +17,39 @@ public sealed class MtlsTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _operator = TestPki.IssueClient(_clientCa, "operator");
-        var serverCertificate = TestPki.IssueServer(_serverCa);
-        _server = await ApplianceServer.StartAsync(Db.Sqlite, dataDirectorySettings: directory =>
+        _server = await StartAsync(_serverCa, _clientCa, _operator, requireClientCertificate: true);
+    }
+
+    /// <summary>An appliance on https whose server certificate is issued by <paramref name="serverCa"/>, trusting client certificates of <paramref name="clientCa"/>.</summary>
+    internal static Task<ApplianceServer> StartAsync(X509Certificate2 serverCa, X509Certificate2 clientCa, X509Certificate2 operatorCertificate, bool requireClientCertificate)
+    {
+        var serverCertificate = TestPki.IssueServer(serverCa);
+        return ApplianceServer.StartAsync(Db.Sqlite, dataDirectorySettings: directory =>
         {
             File.WriteAllText(Path.Combine(directory, "server.pem"), TestPki.Pem(serverCertificate));
             File.WriteAllText(Path.Combine(directory, "server.key"), TestPki.KeyPem(serverCertificate));
-            File.WriteAllText(Path.Combine(directory, "client-ca.pem"), TestPki.Pem(_clientCa));
+            File.WriteAllText(Path.Combine(directory, "client-ca.pem"), TestPki.Pem(clientCa));
             return new Dictionary<string, string?>
             {
                 ["Tls:Certificate"] = Path.Combine(directory, "server.pem"),
                 ["Tls:Key"] = Path.Combine(directory, "server.key"),
                 ["Tls:ClientCa"] = Path.Combine(directory, "client-ca.pem"),
-                ["Tls:RequireClientCertificate"] = "true",
+                ["Tls:RequireClientCertificate"] = requireClientCertificate ? "true" : "false",
             };
-        }, clientHandler: () => TestPki.Handler(_serverCa, _operator));
+        }, clientHandler: () => TestPki.Handler(serverCa, operatorCertificate));
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private DevRiftClient NewClient(Action<DevRiftClientOptions> certificate)
+    private DevRiftClient NewClient(Action<DevRiftClientOptions> certificate) => NewClient(_server, _serverCa, certificate);
+
+    internal static DevRiftClient NewClient(ApplianceServer appliance, X509Certificate2 serverCa, Action<DevRiftClientOptions> certificate)
     {
         var options = new DevRiftClientOptions
         {
-            BaseAddress = _server.BaseAddress,
-            ApiKey = _server.TestKey,
-            ServerCertificateValidation = (server, _, errors) => TrustedByTestCa(server, errors),
+            BaseAddress = appliance.BaseAddress,
+            ApiKey = appliance.TestKey,
+            ServerCertificateValidation = (server, _, errors) => TrustedByTestCa(serverCa, server, errors),
         };
         options.Retry.MaxRetries = 0;
         certificate(options);
@@ -49,7 +57,7 @@ public sealed class MtlsTests : IAsyncLifetime
     }
 
     /// <summary>The server is trusted only through the test CA (chain errors against the system store are expected), and must name the host.</summary>
-    private bool TrustedByTestCa(X509Certificate2 server, System.Net.Security.SslPolicyErrors errors)
+    private static bool TrustedByTestCa(X509Certificate2 serverCa, X509Certificate2 server, System.Net.Security.SslPolicyErrors errors)
     {
         if ((errors & ~System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors) != System.Net.Security.SslPolicyErrors.None)
         {
@@ -58,7 +66,7 @@ public sealed class MtlsTests : IAsyncLifetime
 
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(_serverCa);
+        chain.ChainPolicy.CustomTrustStore.Add(serverCa);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         return chain.Build(server);
     }
@@ -95,5 +103,26 @@ public sealed class MtlsTests : IAsyncLifetime
     {
         using var none = NewClient(_ => { });
         await Assert.ThrowsAsync<HttpRequestException>(() => none.SendCodeAsync(TestUsers.NewEmail(), DeliveryChannel.Email));
+    }
+}
+
+/// <summary>Mutual TLS allowed but not required at the handshake: a /v1 call without a certificate is a 401 problem.</summary>
+public sealed class OptionalMtlsTests : IAsyncLifetime
+{
+    private readonly X509Certificate2 _serverCa = TestPki.CreateCa("Client Tests Server CA");
+    private readonly X509Certificate2 _clientCa = TestPki.CreateCa("Client Tests Client CA");
+    private ApplianceServer _server = null!;
+
+    public async Task InitializeAsync() =>
+        _server = await MtlsTests.StartAsync(_serverCa, _clientCa, TestPki.IssueClient(_clientCa, "operator"), requireClientCertificate: false);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task Without_a_certificate_a_call_is_401_client_certificate_required()
+    {
+        using var none = MtlsTests.NewClient(_server, _serverCa, _ => { });
+        var e = await Assert.ThrowsAsync<DevRiftException>(() => none.SendCodeAsync(TestUsers.NewEmail(), DeliveryChannel.Email));
+        Assert.Equal((HttpStatusCode.Unauthorized, "client_certificate_required", false), (e.Status, e.Code, e.IsVerificationFailure));
     }
 }

@@ -38,6 +38,8 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         var doc = await DocumentAsync();
         var operations = Operations(doc).ToList();
         Assert.Equal(29, operations.Count);
+        Assert.All(operations, o => Assert.True(DevRift.Hsm.Api.OpenApi.OperationContracts.ByRoute.ContainsKey($"{o.Method.ToUpperInvariant()} {o.Path}"),
+            $"{o.Method} {o.Path} has no entry in src/Api/OpenApi/OperationContracts.cs"));
         var schemes = doc.GetProperty("components").GetProperty("securitySchemes");
         Assert.Equal("bearer", schemes.GetProperty("apiKey").GetProperty("scheme").GetString());
         Assert.Equal("bearer", schemes.GetProperty("operatorToken").GetProperty("scheme").GetString());
