@@ -99,6 +99,31 @@ public sealed class MtlsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_registered_certificate_is_found_in_the_certificate_store_by_thumbprint()
+    {
+        using var issued = TestPki.IssueClient(_clientCa, "store-client");
+        using var persisted = X509CertificateLoader.LoadPkcs12(issued.Export(X509ContentType.Pkcs12), null, X509KeyStorageFlags.PersistKeySet | X509KeyStorageFlags.Exportable);
+        using (var admin = _server.AdminClient())
+        using (var response = await admin.PostAsJsonAsync($"/admin/v1/applications/{_server.ApplicationId}/client-certificates", new { thumbprint = TestPki.Thumbprint(issued) }))
+        {
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+
+        using var store = new X509Store(StoreName.My, StoreLocation.CurrentUser);
+        store.Open(OpenFlags.ReadWrite);
+        store.Add(persisted);
+        try
+        {
+            using var fromStore = NewClient(o => o.UseClientCertificateFromStore(TestPki.Thumbprint(issued)));
+            Assert.Equal("pending", (await fromStore.SendCodeAsync(TestUsers.NewEmail("store"), DeliveryChannel.Email)).Status);
+        }
+        finally
+        {
+            store.Remove(persisted);
+        }
+    }
+
+    [Fact]
     public async Task Without_a_certificate_the_handshake_fails()
     {
         using var none = NewClient(_ => { });
