@@ -38,12 +38,49 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
   export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
 fi
 
+# ---- OpenAPI tools (issue 13): Redocly from tools/openapi (npm ci), Kiota from the local tool manifest ----
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
+  echo "test.sh: installing nodejs npm" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+}
+(cd tools/openapi && npm ci --no-audit --no-fund --silent)
+dotnet tool restore >/dev/null
+openapi_dir=$(mktemp -d)
+# Client.Tests' OpenApiDocumentTests writes the document it fetched from the running appliance here.
+export DEVRIFT_OPENAPI_OUT="$openapi_dir/v1.json"
+# ---- end of OpenAPI tools ----
+
 dotnet build DevRift.Hsm.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 log=$(mktemp)
 set +e
 dotnet test DevRift.Hsm.sln -c Release --no-build -nologo 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# ---- OpenAPI checks (issue 13): lint the served document, generate a client with Kiota, use it on the appliance ----
+set +e
+openapi_status=0
+if [ -s "$DEVRIFT_OPENAPI_OUT" ]; then
+  (cd tools/openapi && npx --no-install redocly lint "$DEVRIFT_OPENAPI_OUT" --config redocly.yaml --format=stylish) 2>&1 \
+    | grep -v '[║╔╚]' | tee -a "$log"
+  lint_status=${PIPESTATUS[0]}
+  # Counted in the closing line as one test.
+  if [ "$lint_status" -eq 0 ]; then echo "OpenAPI lint: Passed!  - Failed: 0, Passed: 1, Skipped: 0" >>"$log"
+  else echo "OpenAPI lint: Failed!  - Failed: 1, Passed: 0, Skipped: 0" >>"$log"; openapi_status=1; fi
+  dotnet kiota generate -l CSharp -d "$DEVRIFT_OPENAPI_OUT" -o tests/OpenApi.Tests/Generated -c DevRiftApiClient -n DevRift.Generated \
+      --exclude-backward-compatible --clean-output --log-level Error >/dev/null \
+    && dotnet build tests/OpenApi.Tests/DevRift.OpenApi.Tests.csproj -c Release -nologo -v quiet -clp:ErrorsOnly \
+    && dotnet test tests/OpenApi.Tests/DevRift.OpenApi.Tests.csproj -c Release --no-build -nologo 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || openapi_status=1
+else
+  echo "test.sh: no OpenAPI document was written (OpenApiDocumentTests did not run)" | tee -a "$log"
+  openapi_status=1
+fi
+rm -rf "$openapi_dir"
+[ "$openapi_status" -eq 0 ] || [ "$status" -ne 0 ] || status=1
+set -e
+# ---- end of OpenAPI checks ----
 # One closing line over all test assemblies.
 awk '/(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log" | tr -d ','  | sed 's/ passed / passed, /; s/ failed / failed, /'

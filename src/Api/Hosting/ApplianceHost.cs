@@ -4,12 +4,12 @@ using DevRift.Hsm.Api.Demo;
 using DevRift.Hsm.Api.Elements;
 using DevRift.Hsm.Api.Health;
 using DevRift.Hsm.Api.Metrics;
+using DevRift.Hsm.Api.OpenApi;
 using DevRift.Hsm.Api.Problems;
 using DevRift.Hsm.Api.Tls;
 using DevRift.Hsm.Api.V1;
 using DevRift.Hsm.Appliance;
 using DevRift.Hsm.Appliance.Hsm;
-using Scalar.AspNetCore;
 
 namespace DevRift.Hsm.Api.Hosting;
 
@@ -59,13 +59,7 @@ public static class ApplianceHost
         builder.Services.AddSingleton<DevRift.Hsm.Appliance.SecurityKeys.ILocalOrigins, ServerLocalOrigins>();
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddProblemDetails();
-        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
-        {
-            document.Info.Title = "DevRift.Hsm API";
-            document.Info.Version = "v1";
-            document.Info.Description = "HSM-backed multi-factor verification. Authenticate with 'Authorization: Bearer sk_test_…'.";
-            return Task.CompletedTask;
-        }));
+        builder.Services.AddApiDocument();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -81,8 +75,7 @@ public static class ApplianceHost
         });
         app.MapHealth();
         app.MapMetrics();
-        app.MapOpenApi("/openapi/{documentName}.json");
-        app.MapScalarApiReference("/docs", o => o.WithTitle("DevRift.Hsm API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        app.MapApiDocument();
         app.MapV1();
         app.MapAdmin();
         app.MapElements();

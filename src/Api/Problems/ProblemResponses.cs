@@ -53,7 +53,8 @@ public static class ProblemResponses
 
         await using var writer = new Utf8JsonWriter(context.Response.Body, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         writer.WriteStartObject();
-        writer.WriteString("type", $"https://devrift.dev/errors/{problem.Error.Code}");
+        // A page this appliance serves (GET /errors/{code}), as a reference relative to the appliance's own address.
+        writer.WriteString("type", $"/errors/{problem.Error.Code}");
         writer.WriteString("title", problem.Error.Title);
         writer.WriteNumber("status", status);
         writer.WriteString("detail", problem.Message);

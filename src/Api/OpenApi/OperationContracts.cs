@@ -1,0 +1,71 @@
+namespace DevRift.Hsm.Api.OpenApi;
+
+/// <summary>What the OpenAPI document says about one operation beyond what the endpoint's signature shows.</summary>
+/// <param name="Body">The component name of the request body schema, if the operation takes one.</param>
+/// <param name="Errors">The problem codes the operation can answer (the common ones of its group are added).</param>
+/// <param name="Query">Query parameters.</param>
+/// <param name="Example">An example JSON body (the form encoding gets the same fields).</param>
+/// <param name="Forms">False for JSON-only bodies (the operator API).</param>
+/// <param name="Idempotent">True when the operation takes an <c>Idempotency-Key</c> header.</param>
+/// <param name="Success">The component schema of a success body the endpoint's signature does not show.</param>
+/// <param name="OperationId">The operation id, for endpoints that do not name themselves.</param>
+public sealed record OperationContract(
+    string? Body, string[] Errors, QueryParameter[]? Query = null, string? Example = null, bool Forms = true, bool Idempotent = false, string? Success = null,
+    string? OperationId = null);
+
+/// <summary>A query parameter of an operation.</summary>
+public sealed record QueryParameter(string Name, string Description, bool Required, bool Integer = false, string? Example = null);
+
+/// <summary>
+/// The request bodies, query parameters and problem codes of every operation, keyed by method and route. Kept here so
+/// that the endpoint files stay as they are; the client tests check the document against the appliance's answers.
+/// </summary>
+public static class OperationContracts
+{
+    private const string UserCodes = "invalid_user invalid_email invalid_phone_number";
+    private static readonly QueryParameter s_user = new("user", "The end user: an email address, an E.164 phone number, or email:phone.", true, Example: "ada@example.com");
+
+    public static readonly IReadOnlyDictionary<string, OperationContract> ByRoute = new Dictionary<string, OperationContract>(StringComparer.Ordinal)
+    {
+        ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required idempotency_key_reused rate_limited channel_not_configured"),
+            Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en"}""", Idempotent: true),
+        ["GET /v1/mfa/{id}"] = new(null, Codes("not_found")),
+        ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled method_disabled plan_required too_many_attempts"),
+            Example: """{"user":"ada@example.com","type":"EMAIL","code":"123456"}"""),
+        ["GET /v1/test/messages"] = new(null, Codes(UserCodes, "live_mode_forbidden"), [s_user]),
+        ["POST /v1/mfa/app"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}"""),
+        ["DELETE /v1/mfa/app"] = new(null, Codes(UserCodes), [s_user]),
+        ["POST /v1/mfa/backup"] = new("BackupCodesRequest", Codes(UserCodes, "invalid_type method_disabled plan_required rate_limited channel_not_configured"),
+            Example: """{"user":"ada@example.com","type":"EMAIL"}"""),
+        ["GET /v1/mfa/factors"] = new(null, Codes(UserCodes), [s_user]),
+        ["POST /v1/mfa/keys/registration/options"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
+        ["POST /v1/mfa/keys/registration"] = new("SecurityKeyRegistrationRequest", Codes(UserCodes, "method_disabled no_pending_challenge code_expired"),
+            Example: """{"user":"ada@example.com","credential":{"id":"…","rawId":"…","type":"public-key","response":{"clientDataJSON":"…","attestationObject":"…"}}}"""),
+        ["POST /v1/mfa/keys/assertion/options"] = new("UserRequest", Codes(UserCodes, "method_disabled not_enrolled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
+        ["GET /v1/mfa/keys"] = new(null, Codes(UserCodes), [s_user]),
+        ["DELETE /v1/mfa/keys/{id}"] = new(null, Codes("not_found")),
+
+        ["GET /admin/v1/applications"] = new(null, [], OperationId: "ListApplications"),
+        ["POST /admin/v1/applications"] = new("CreateApplicationRequest", [], Example: """{"name":"Billing","plan":"standard"}""", Forms: false, OperationId: "CreateApplication"),
+        ["GET /admin/v1/applications/{id}"] = new(null, ["not_found"], OperationId: "GetApplication"),
+        ["GET /admin/v1/applications/{id}/settings"] = new(null, ["not_found"], Success: "Settings", OperationId: "GetSettings"),
+        ["PATCH /admin/v1/applications/{id}/settings"] = new("SettingsPatch", ["not_found"], Example: """{"code_length":8,"enabled_methods":["EMAIL","APP"]}""", Forms: false, Success: "Settings", OperationId: "UpdateSettings"),
+        ["GET /admin/v1/applications/{id}/api-keys"] = new(null, ["not_found"], OperationId: "ListApiKeys"),
+        ["POST /admin/v1/applications/{id}/api-keys"] = new("CreateApiKeyRequest", ["not_found"], Example: """{"mode":"live"}""", Forms: false, OperationId: "CreateApiKey"),
+        ["DELETE /admin/v1/applications/{id}/api-keys/{keyId}"] = new(null, ["not_found"], OperationId: "RevokeApiKey"),
+        ["GET /admin/v1/applications/{id}/client-certificates"] = new(null, ["not_found"], OperationId: "ListClientCertificates"),
+        ["POST /admin/v1/applications/{id}/client-certificates"] = new("RegisterClientCertificateRequest", ["not_found"],
+            Example: """{"thumbprint":"3A:5F:…"}""", Forms: false, OperationId: "RegisterClientCertificate"),
+        ["DELETE /admin/v1/applications/{id}/client-certificates/{certificateId}"] = new(null, ["not_found"], OperationId: "RemoveClientCertificate"),
+        ["GET /admin/v1/audit"] = new(null, ["invalid_request"], [
+            new("after", "Records with seq greater than this (default 0).", false, Integer: true, Example: "0"),
+            new("limit", "At most this many records (1 to 1000, default 100).", false, Integer: true, Example: "100"),
+        ], OperationId: "ListAuditRecords"),
+        ["GET /admin/v1/audit/verify"] = new(null, [], OperationId: "VerifyAuditChain"),
+        ["GET /admin/v1/hsm"] = new(null, [], OperationId: "GetHsmStatus"),
+        ["POST /admin/v1/hsm/rotate"] = new("RotateKeyRequest", [], Example: """{"purpose":"seal"}""", Forms: false, OperationId: "RotateHsmKey"),
+        ["POST /admin/v1/hsm/retire"] = new("RetireKeyRequest", ["not_found", "key_in_use"], Example: """{"purpose":"seal","version":1}""", Forms: false, OperationId: "RetireHsmKey"),
+    };
+
+    private static string[] Codes(params string[] lists) => [.. lists.SelectMany(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))];
+}

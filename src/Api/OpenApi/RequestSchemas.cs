@@ -1,0 +1,121 @@
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+
+namespace DevRift.Hsm.Api.OpenApi;
+
+/// <summary>Component schemas of the request bodies, the problem and the free-form answers, by name.</summary>
+public static class RequestSchemas
+{
+    private const string UserDescription = "The end user: an email address, an E.164 phone number (+ then up to 15 digits), or email:phone for DUAL.";
+
+    public static IEnumerable<(string Name, OpenApiSchema Schema)> All()
+    {
+        yield return ("Problem", Object(
+            ("type", Text("A page about this code: /errors/{code}.", format: "uri-reference"), true),
+            ("title", Text("A short title of the code."), true),
+            ("status", Integer("The HTTP status."), true),
+            ("detail", Text("What was wrong, naming the field and the expected format (never a secret)."), true),
+            ("code", Enum("The stable problem code.", ProblemCatalog.All.Select(e => e.Code)), true),
+            ("param", Text("The request field at fault, when there is one."), false),
+            ("attempts_remaining", Integer("Attempts left on the challenge or factor, for a failed verification."), false),
+            ("retry_after", Integer("Seconds to wait (also sent as Retry-After)."), false)));
+        yield return ("SendCodeRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("type", Enum("The channel; DUAL sends one code by email and SMS (enterprise plan).", ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL"]), true),
+            ("locale", Text("The message's language, e.g. en or fr (the application's default otherwise).", example: "en"), false)));
+        yield return ("VerifyRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("type", Enum("What to check: PHONE covers SMS, WHATSAPP and CALL codes.", ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP", "KEY"]), true),
+            ("code", Text("The code the user typed (all types but KEY).", example: "123456"), false),
+            ("credential", WebAuthnJson("For KEY: the WebAuthn assertion response (JSON; JSON text in a form body)."), false)));
+        yield return ("UserRequest", Object(("user", Text(UserDescription, example: "ada@example.com"), true)));
+        yield return ("BackupCodesRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("type", Enum("Where the codes are delivered.", ["EMAIL", "SMS", "DUAL"]), true),
+            ("locale", Text("The message's language.", example: "en"), false)));
+        yield return ("SecurityKeyRegistrationRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("credential", WebAuthnJson("The WebAuthn attestation response (JSON; JSON text in a form body)."), true)));
+        yield return ("WebAuthnOptions", new OpenApiSchema
+        {
+            Type = JsonSchemaType.Object,
+            Description = "Standard WebAuthn options (JSON, binary fields base64url), to hand to navigator.credentials as they are.",
+            AdditionalPropertiesAllowed = true,
+        });
+        yield return ("CreateApplicationRequest", Object(
+            ("name", Text("The application's name (shown in messages and as the TOTP issuer).", example: "Billing"), true),
+            ("plan", Enum("The plan; DUAL needs enterprise.", ["standard", "enterprise"]), false)));
+        yield return ("CreateApiKeyRequest", Object(("mode", Enum("test keys never deliver; live keys do.", ["test", "live"]), true)));
+        yield return ("RegisterClientCertificateRequest", Object(
+            ("thumbprint", Text("SHA-256 thumbprint in hex (colons allowed).", example: "3A5F…"), false),
+            ("pem", Text("The PEM certificate instead (subject and expiry are then shown)."), false)));
+        yield return ("RotateKeyRequest", Object(("purpose", Enum("The key to rotate.", ["seed-kek", "code", "lookup", "seal", "audit"]), true)));
+        yield return ("RetireKeyRequest", Object(
+            ("purpose", Enum("The key's purpose.", ["seed-kek", "code", "lookup", "seal", "audit"]), true),
+            ("version", Integer("The old version to destroy."), true)));
+        var settings = Object(
+            ("plan", Enum("The plan.", ["standard", "enterprise"]), false),
+            ("enabled_methods", new OpenApiSchema { Type = JsonSchemaType.Array, Items = Enum("A method.", ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL", "APP", "KEY", "BACKUP"]) }, false),
+            ("code_length", Integer("4 to 10."), false),
+            ("code_lifetime_seconds", Integer("30 to 86400."), false),
+            ("attempts_per_challenge", Integer("1 to 100."), false),
+            ("sends_per_destination", Integer("Per send window."), false),
+            ("send_window_seconds", Integer("The send-limit window."), false),
+            ("resend_cooldown_seconds", Integer("0 to 3600."), false),
+            ("sends_per_application_per_hour", Integer("Per application and mode."), false),
+            ("totp_algorithm", Enum("TOTP algorithm.", ["SHA1", "SHA256", "SHA512"]), false),
+            ("totp_digits", Integer("6 to 8."), false),
+            ("totp_period_seconds", Integer("15 to 300."), false),
+            ("totp_window_back", Integer("0 to 10 steps."), false),
+            ("totp_window_forward", Integer("0 to 10 steps."), false),
+            ("totp_issuer", Text("At most 64 characters without ':'."), false),
+            ("lockout_threshold", Integer("Failed checks before a lockout."), false),
+            ("lockout_seconds", Integer("First lockout, doubled on each repeat."), false),
+            ("hard_lock_threshold", Integer("Failed checks before a lock until reset."), false),
+            ("backup_code_count", Integer("1 to 20."), false),
+            ("backup_code_length", Integer("8 to 20."), false),
+            ("webauthn_rp_id", Text("Relying-party id, a host name."), false),
+            ("webauthn_origins", new OpenApiSchema { Type = JsonSchemaType.Array, Items = Text("An origin such as https://login.example.com.") }, false),
+            ("webauthn_user_verification", Enum("User verification.", ["required", "preferred", "discouraged"]), false),
+            ("webauthn_timeout_seconds", Integer("30 to 3600."), false));
+        settings.Description = "The settings to change; each is validated against its range, unknown names are refused.";
+        yield return ("SettingsPatch", settings);
+        yield return ("Settings", new OpenApiSchema
+        {
+            Type = JsonSchemaType.Object,
+            Description = "An application's settings: object, application_id, plan and every setting of SettingsPatch.",
+            AdditionalPropertiesAllowed = true,
+        });
+    }
+
+    private static OpenApiSchema Object(params (string Name, IOpenApiSchema Schema, bool Required)[] properties) => new()
+    {
+        Type = JsonSchemaType.Object,
+        Properties = properties.ToDictionary(p => p.Name, p => p.Schema, StringComparer.Ordinal),
+        Required = properties.Where(p => p.Required).Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
+    };
+
+    private static OpenApiSchema Text(string description, string? format = null, string? example = null) => new()
+    {
+        Type = JsonSchemaType.String,
+        Description = description,
+        Format = format,
+        Examples = example is null ? null : [JsonValue.Create(example)],
+    };
+
+    private static OpenApiSchema Integer(string description) => new() { Type = JsonSchemaType.Integer, Format = "int32", Description = description };
+
+    private static OpenApiSchema Enum(string description, IEnumerable<string> values) => new()
+    {
+        Type = JsonSchemaType.String,
+        Description = description,
+        Enum = values.Select(v => (JsonNode)JsonValue.Create(v)).ToList(),
+    };
+
+    private static OpenApiSchema WebAuthnJson(string description) => new()
+    {
+        Type = JsonSchemaType.Object,
+        Description = description,
+        AdditionalPropertiesAllowed = true,
+    };
+}

@@ -1,0 +1,155 @@
+using System.Text.Json;
+using DevRift.Hsm.Api.Tests.Infrastructure;
+using DevRift.Hsm.Api.Tests.SecurityKeys;
+using OtpNet;
+
+namespace DevRift.Client.Tests;
+
+/// <summary>Every /v1 operation through the client against the real appliance.</summary>
+public sealed class OperationTests(ApplianceFixture fixture) : IClassFixture<ApplianceFixture>
+{
+    [Fact]
+    public async Task An_emailed_code_is_sent_read_from_the_test_outbox_and_verified()
+    {
+        using var client = fixture.NewClient();
+        var user = TestUsers.NewEmail("send");
+
+        var challenge = await client.SendCodeAsync(user, DeliveryChannel.Email);
+        Assert.Equal("challenge", challenge.ObjectType);
+        Assert.StartsWith("mfa_", challenge.Id, StringComparison.Ordinal);
+        Assert.Equal(("pending", "EMAIL", user, false), (challenge.Status, challenge.Type, challenge.User, challenge.Livemode));
+        Assert.Equal(TimeSpan.FromMinutes(10), challenge.ExpiresAt - challenge.CreatedAt);
+        var channel = Assert.Single(challenge.Channels);
+        Assert.Equal("EMAIL", channel.Channel);
+
+        var code = await client.GetLatestTestCodeAsync(user, DeliveryChannel.Email);
+        var verification = await client.VerifyCodeAsync(user, VerificationType.Email, code);
+
+        Assert.True(verification.Valid);
+        Assert.Equal(("verification", "EMAIL", user), (verification.ObjectType, verification.Type, verification.User));
+        Assert.Equal("approved", (await client.GetChallengeAsync(challenge.Id)).Status);
+        var messages = await client.ListTestMessagesAsync(user);
+        Assert.Equal("EMAIL", Assert.Single(messages).Channel);
+        Assert.Contains(code, messages[0].Body, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(DeliveryChannel.Sms)]
+    [InlineData(DeliveryChannel.WhatsApp)]
+    [InlineData(DeliveryChannel.Call)]
+    public async Task A_national_number_is_formatted_to_E164_sent_and_verified_as_PHONE(DeliveryChannel type)
+    {
+        using var client = fixture.NewClient(configure: o => o.DefaultRegion = "US");
+        var e164 = TestUsers.NewPhone();
+        var national = $"({e164[2..5]}) {e164[5..8]}-{e164[8..]}";
+
+        var challenge = await client.SendCodeAsync(national, type);
+        Assert.Equal(e164, challenge.User);
+        var code = await client.GetLatestTestCodeAsync(national, type);
+        var verification = await client.VerifyCodeAsync($"+1 {e164[2..5]} {e164[5..8]} {e164[8..]}", VerificationType.Phone, code);
+
+        Assert.Equal(("PHONE", e164), (verification.Type, verification.User));
+    }
+
+    [Fact]
+    public async Task A_dual_code_goes_to_email_and_phone_and_verifies_once()
+    {
+        using var client = fixture.NewClient(await fixture.NewApplicationKeyAsync("enterprise"));
+        var user = $"{TestUsers.NewEmail("dual")}:{TestUsers.NewPhone()}";
+
+        var challenge = await client.SendCodeAsync(new SendCodeRequest { User = user, Type = DeliveryChannel.Dual, Locale = "fr" });
+        Assert.Equal(["EMAIL", "SMS"], challenge.Channels.Select(c => c.Channel).Order(StringComparer.Ordinal));
+        var code = await client.GetLatestTestCodeAsync(user, DeliveryChannel.Dual);
+        Assert.Equal("DUAL", (await client.VerifyCodeAsync(user, VerificationType.Dual, code)).Type);
+
+        var again = await Assert.ThrowsAsync<DevRiftException>(() => client.VerifyCodeAsync(user, VerificationType.Dual, code));
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, again.Status);
+        Assert.True(again.IsVerificationFailure);
+    }
+
+    [Fact]
+    public async Task An_authenticator_app_is_enrolled_confirmed_listed_and_removed()
+    {
+        using var client = fixture.NewClient();
+        var user = TestUsers.NewEmail("app");
+
+        var enrollment = await client.EnrollAppAsync(user);
+        Assert.Equal(("app_enrollment", "pending", "SHA1", 6, 30), (enrollment.ObjectType, enrollment.Status, enrollment.Algorithm, enrollment.Digits, enrollment.Period));
+        Assert.StartsWith("otpauth://totp/", enrollment.OtpauthUri, StringComparison.Ordinal);
+        Assert.Equal([0x89, 0x50, 0x4E, 0x47], Convert.FromBase64String(enrollment.QrCode)[..4]);
+        Assert.Equal("pending", (await client.GetFactorsAsync(user)).App.Status);
+
+        var totp = new Totp(Base32Encoding.ToBytes(enrollment.Secret));
+        var code = totp.ComputeTotp(fixture.Server.Clock!.GetUtcNow().UtcDateTime);
+        Assert.Equal("APP", (await client.VerifyCodeAsync(user, VerificationType.App, code)).Type);
+        var factors = await client.GetFactorsAsync(user);
+        Assert.Equal(("factors", "active", false), (factors.ObjectType, factors.App.Status, factors.Lockout.Locked));
+        Assert.NotNull(factors.App.ConfirmedAt);
+
+        await client.RemoveAppAsync(user);
+        Assert.Equal("none", (await client.GetFactorsAsync(user)).App.Status);
+        var gone = await Assert.ThrowsAsync<DevRiftException>(() => client.VerifyCodeAsync(user, VerificationType.App, code));
+        Assert.Equal("not_enrolled", gone.Code);
+    }
+
+    [Fact]
+    public async Task Backup_codes_are_delivered_counted_and_one_verifies()
+    {
+        using var client = fixture.NewClient();
+        var user = TestUsers.NewEmail("backup");
+
+        var set = await client.GenerateBackupCodesAsync(new GenerateBackupCodesRequest { User = user, Type = BackupDelivery.Email });
+        Assert.Equal(("backup_set", 10, 13), (set.ObjectType, set.Count, set.Length));
+        Assert.Equal("EMAIL", Assert.Single(set.Destinations).Channel);
+        var message = Assert.Single(await client.ListTestMessagesAsync(user));
+        var codes = System.Text.RegularExpressions.Regex.Matches(message.Body, "^[0-9A-HJKMNP-TV-Z]{1,5}(?:-[0-9A-HJKMNP-TV-Z]{1,5})+$", System.Text.RegularExpressions.RegexOptions.Multiline).Select(m => m.Value).ToList();
+        Assert.Equal(10, codes.Count);
+
+        Assert.Equal("BACKUP", (await client.VerifyCodeAsync(user, VerificationType.Backup, codes[3].ToLowerInvariant())).Type);
+        var state = (await client.GetFactorsAsync(user)).BackupCodes;
+        Assert.Equal((9, 10), (state.Remaining, state.Total));
+    }
+
+    [Fact]
+    public async Task A_security_key_is_registered_used_listed_and_removed()
+    {
+        using var client = fixture.NewClient();
+        using var authenticator = new SoftwareAuthenticator($"http://localhost:{fixture.Server.BaseAddress.Port}");
+        var user = TestUsers.NewEmail("key");
+
+        var creation = await client.CreateSecurityKeyRegistrationOptionsAsync(user);
+        Assert.Equal("localhost", creation.GetProperty("rp").GetProperty("id").GetString());
+        var key = await client.RegisterSecurityKeyAsync(user, Json(authenticator.Register(creation)));
+        Assert.Equal(("security_key", authenticator.CredentialIdText), (key.ObjectType, key.CredentialId));
+        Assert.StartsWith("key_", key.Id, StringComparison.Ordinal);
+
+        var request = await client.CreateSecurityKeyAssertionOptionsAsync(user);
+        var verification = await client.VerifySecurityKeyAsync(user, Json(authenticator.Assert(request)));
+        Assert.Equal("KEY", verification.Type);
+        var listed = Assert.Single(await client.ListSecurityKeysAsync(user));
+        Assert.NotNull(listed.LastUsedAt);
+        Assert.Equal(key.Id, Assert.Single((await client.GetFactorsAsync(user)).SecurityKeys).Id);
+
+        await client.RemoveSecurityKeyAsync(key.Id);
+        Assert.Empty(await client.ListSecurityKeysAsync(user));
+        var removed = await Assert.ThrowsAsync<DevRiftException>(() => client.RemoveSecurityKeyAsync(key.Id));
+        Assert.Equal((System.Net.HttpStatusCode.NotFound, "not_found"), (removed.Status, removed.Code));
+    }
+
+    [Fact]
+    public async Task Live_and_test_mode_are_told_apart_and_the_outbox_is_test_only()
+    {
+        using var test = fixture.NewClient();
+        using var live = fixture.NewClient(await fixture.NewLiveKeyAsync());
+        Assert.True(test.IsTestMode);
+        Assert.False(test.IsLiveMode);
+        Assert.True(live.IsLiveMode);
+
+        var refused = await Assert.ThrowsAsync<DevRiftException>(() => live.ListTestMessagesAsync(TestUsers.NewEmail("live")));
+        Assert.Equal((System.Net.HttpStatusCode.Forbidden, "live_mode_forbidden"), (refused.Status, refused.Code));
+        var enrollment = await live.EnrollAppAsync(TestUsers.NewEmail("live"));
+        Assert.True(enrollment.Livemode);
+    }
+
+    private static JsonElement Json(System.Text.Json.Nodes.JsonNode node) => JsonDocument.Parse(node.ToJsonString()).RootElement.Clone();
+}
