@@ -20,11 +20,11 @@ sizes=10000,100000
 duration=5
 rounds=3
 dbs=sqlite,postgres
-max_rss_mb=6144
+max_rss_mb=4096
 spy=true
 port=18430
 for arg in "$@"; do [ "$arg" = --quick ] && quick=true; done
-if [ "$quick" = true ]; then sizes=1000,3000; duration=1; fi
+if [ "$quick" = true ]; then sizes=500,1500; duration=1; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) shift ;;
@@ -286,7 +286,7 @@ phase_runs() {
 # ---------------------------------------------------------------- PKCS#11 calls per request (pkcs11-spy)
 spy_module=/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so
 softhsm_module=/usr/lib/softhsm/libsofthsm2.so
-spy_count() { # SCENARIO ENV…: 50 requests on one connection, the spy log's C_* lines between two marks
+spy_count() { # SCENARIO ENV…: 50 answered requests on one connection, the spy log's C_* lines between two marks
   local scenario=$1; shift
   local before after calls breakdown requests
   sleep 0.5
@@ -297,7 +297,7 @@ spy_count() { # SCENARIO ENV…: 50 requests on one connection, the spy log's C_
   breakdown=$(tail -c +"$((before + 1))" "$spy_log" | head -c "$((after - before))" \
     | sed -n 's/^[0-9][0-9]*: \(C_[A-Za-z]*\).*/\1/p' | sort | uniq -c | awk '{ printf "%s%s:%s", sep, $2, $1; sep = "," }')
   calls=$(tr , '\n' <<< "$breakdown" | awk -F: '{ s += $2 } END { print s + 0 }')
-  requests=$(tr , '\n' <<< "$issued_all" | awk '{ s += $1 } END { print s + 0 }')
+  requests=$(sed -n 's/^requests=\([0-9]*\).*/\1/p' <<< "$result")
   record kind=pkcs11 "scenario=$scenario" "requests=$requests" "calls=$calls" "breakdown=${breakdown:-none}" "wrk=$result"
   log "pkcs11-spy: $scenario: $calls calls for $requests requests (${breakdown:-none})"
 }
@@ -336,24 +336,27 @@ first_list="healthz:1 factors:1 send-email:1 verify-email:1 wrong-app:1 verify-a
 pg_first_list="factors:1 verify-app:1 factors:32 send-email:32 verify-email:32 wrong-app:32 verify-app:32"
 later_list="verify-app:1 factors:32 wrong-app:32 verify-app:32"
 
-pg_connection() { # a fresh database of our own, dropped on exit
-  $sudo pg_ctlcluster 15 main start 2>/dev/null || true
+pg_connect() { # a fresh database of our own, dropped on exit; sets pg_conn
+  $sudo pg_ctlcluster 15 main start >/dev/null 2>&1 || true
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
   as_postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='devrift_bench'" | grep -q 1 \
     || as_postgres psql -qc "CREATE ROLE devrift_bench LOGIN PASSWORD 'devrift_bench'" >/dev/null
   local db=devrift_hbench_$$
-  as_postgres psql -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  as_postgres psql -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   as_postgres psql -qc "CREATE DATABASE $db OWNER devrift_bench" >/dev/null
   pg_dbs+=("$db")
-  echo "Host=127.0.0.1;Port=5432;Username=devrift_bench;Password=devrift_bench;Database=$db"
+  pg_conn="Host=127.0.0.1;Port=5432;Username=devrift_bench;Password=devrift_bench;Database=$db"
 }
 
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+src_commit=$(git -C "$repo" log -1 --format=%h -- src 2>/dev/null || echo unknown)
 dirty=$(git -C "$repo" status --porcelain -- src 2>/dev/null | wc -l)
 {
   echo "command=$command_line"
   echo "started=$(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "commit=$commit"
+  echo "src_commit=$src_commit"
+  echo "quick=$quick"
   echo "src_dirty_files=$dirty"
   echo "nproc=$(nproc)"
   echo "load_start=$(loadavg)"
@@ -373,7 +376,7 @@ dirty=$(git -C "$repo" status --porcelain -- src 2>/dev/null | wc -l)
 for db in "${db_list[@]}"; do
   case "$db" in
     sqlite) start_appliance sqlite ;;
-    postgres) start_appliance postgres --Storage:ConnectionString="$(pg_connection)" ;;
+    postgres) pg_connect; start_appliance postgres --Storage:ConnectionString="$pg_conn" ;;
     *) echo "run.sh: --dbs takes sqlite and/or postgres, not '$db'" >&2; exit 2 ;;
   esac
   record kind=rss "phase=$db" when=started "rss_kb=$(rss_kb "$app_pid")" "hwm_kb=$(hwm_kb "$app_pid")" enrolled=0

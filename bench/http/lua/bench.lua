@@ -84,26 +84,30 @@ function init(args)
   exhausted = 0
   first_us = 0
   last_us = 0
+  probe = tid == 0
 end
 
 function request()
-  if first_us == 0 then first_us = now_us() end
+  if probe then
+    -- wrk calls request() once on thread 0 before the run, only to parse what it returns: consume nothing.
+    probe = false
+    if mode == "send-email" or #requests == 0 then return wrk.format("GET", "/healthz") end
+    return requests[1]
+  end
   if mode == "send-email" then
+    if first_us == 0 then first_us = now_us() end
     local user = "s" .. tag .. "t" .. tid .. "n" .. issued .. "@bench.example"
     issued = issued + 1
     return wrk.format("POST", "/v1/mfa", form_headers, "User=" .. user .. ", Type=EMAIL")
   end
-  if once or #requests == 0 then
-    if issued >= #requests then
-      -- Every pair of this thread was sent once: a second use would be a replay. Stop, and send a harmless read
-      -- to satisfy wrk (the loop ends before its answer is counted).
-      exhausted = 1
-      wrk.thread:stop()
-      return wrk.format("GET", "/healthz")
-    end
-    issued = issued + 1
-    return requests[issued]
+  if (once and issued >= #requests) or #requests == 0 then
+    -- Every request of this thread was sent once (a second use would be a replay): this connection sends nothing
+    -- more (an empty write leaves it idle), and the thread stops when the last answer is in.
+    exhausted = 1
+    if responses >= issued then wrk.thread:stop() end
+    return ""
   end
+  if first_us == 0 then first_us = now_us() end
   issued = issued + 1
   return requests[(issued - 1) % #requests + 1]
 end
@@ -117,7 +121,7 @@ function response(status, headers, body)
   else
     bad = bad + 1
   end
-  if maxreq > 0 and responses >= maxreq then
+  if (maxreq > 0 and responses >= maxreq) or (exhausted == 1 and responses >= issued) then
     wrk.thread:stop()
   end
 end
