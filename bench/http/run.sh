@@ -5,7 +5,7 @@
 #
 #   bench/http/run.sh                 # full run (~20-25 min): SQLite and PostgreSQL, 10k and 100k enrolled factors
 #   bench/http/run.sh --quick         # a couple of minutes: small N, 1-second runs
-#   bench/http/run.sh --sizes 2000,5000 --duration 3 --dbs sqlite --rounds 3 --max-rss-mb 4096 --no-spy
+#   bench/http/run.sh --sizes 2000,5000 --duration 3 --dbs sqlite --rounds 3 --max-rss-mb 4096 --no-spy --no-build
 #
 # Writes bench/results/http-<UTC date>.md (http-quick-… with --quick) and the raw wrk output beside it in
 # bench/results/http-raw/<same name>/. Everything it starts listens on 127.0.0.1 and is killed on exit or Ctrl-C.
@@ -22,6 +22,7 @@ rounds=3
 dbs=sqlite,postgres
 max_rss_mb=4096
 spy=true
+build=true
 port=18430
 for arg in "$@"; do [ "$arg" = --quick ] && quick=true; done
 if [ "$quick" = true ]; then sizes=500,1500; duration=1; fi
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --dbs) dbs=${2:?}; shift 2 ;;
     --max-rss-mb) max_rss_mb=${2:?}; shift 2 ;;
     --no-spy) spy=false; shift ;;
+    --no-build) build=false; shift ;;
     --port) port=${2:?}; shift 2 ;;
     -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -69,12 +71,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v dotnet >/dev/null 2>&1 || { echo "run.sh: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 
-log "building the appliance, the baseline and the driver (Release)"
-for project in src/Api/DevRift.Hsm.Api.csproj bench/http/Baseline/DevRift.Hsm.Bench.Baseline.csproj \
-               bench/http/Driver/DevRift.Hsm.Bench.Driver.csproj; do
-  build_log=$(dotnet build "$repo/$project" -c Release -nologo -v quiet -clp:ErrorsOnly 2>&1) \
-    || { printf '%s\n' "$build_log" >&2; echo "run.sh: building $project failed" >&2; exit 1; }
-done
+if [ "$build" = true ]; then
+  log "building the appliance, the baseline and the driver (Release)"
+  for project in src/Api/DevRift.Hsm.Api.csproj bench/http/Baseline/DevRift.Hsm.Bench.Baseline.csproj \
+                 bench/http/Driver/DevRift.Hsm.Bench.Driver.csproj; do
+    build_log=$(dotnet build "$repo/$project" -c Release -nologo -v quiet -clp:ErrorsOnly 2>&1) \
+      || { printf '%s\n' "$build_log" >&2; echo "run.sh: building $project failed" >&2; exit 1; }
+  done
+fi
 appliance_dll="$repo/src/Api/bin/Release/net10.0/DevRift.Hsm.Api.dll"
 baseline_dll="$repo/bench/http/Baseline/bin/Release/net10.0/DevRift.Hsm.Bench.Baseline.dll"
 driver() { dotnet "$repo/bench/http/Driver/bin/Release/net10.0/DevRift.Hsm.Bench.Driver.dll" "$@"; }
