@@ -160,6 +160,8 @@ start_appliance() {
   secrets="$dir/secrets.tsv"
   : > "$secrets"
   enrolled=0
+  wrong_used=0
+  wrong_floor=0
 }
 
 # enrol TO: enrol users [enrolled, TO) into the running appliance.
@@ -183,7 +185,7 @@ enrol() {
   tail -n +"$((wrong_n + 1))" "$secrets" > "$work/valid-secrets.tsv"
   valid_step=${activation_step:-0}
   valid_cursor=$valid_n
-  wrong_used=0
+  [ "$wrong_floor" -gt 0 ] || wrong_floor=$wrong_n
   return $rc
 }
 
@@ -254,8 +256,10 @@ scenario_pair() {
       step=$(now_step)
       pairs_w="$work/wrong-$step.txt"
       [ -s "$pairs_w" ] || driver codes --secrets "$work/wrong-secrets.tsv" --step "$step" --wrong --out "$pairs_w" >/dev/null
-      # At most 90 failures per user in all (lockout_threshold is 100): cap each thread's responses.
-      cap=$(( (wrong_n * 90 - wrong_used) / threads ))
+      # Below lockout_threshold (100) for every user: each run starts at the top of the list, so the first users
+      # take the most failures, at most (all failures so far) / (the first, smallest pool) + 1 per run. Keeping the
+      # first term at 80 leaves room for 19 runs.
+      cap=$(( (wrong_floor * 80 - wrong_used) / threads ))
       [ "$cap" -gt 0 ] || { log "$phase: the wrong-code pool is used up; skipping"; return 0; }
       run_wrk appliance wrong-app "$conns" "$round" HB_MODE=verify-app HB_EXPECT=401 HB_FILE="$pairs_w" \
         HB_ONCE=0 HB_MAXREQ="$cap"
