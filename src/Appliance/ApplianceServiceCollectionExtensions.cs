@@ -25,6 +25,8 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<AuditLog>();
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
+        services.AddSingleton<ApiKeyUsage>();
+        services.AddHostedService(sp => sp.GetRequiredService<ApiKeyUsage>());
         services.AddSingleton<ClientCertificates>();
         services.AddSingleton<OperatorTokens>();
         services.AddSingleton<OutboxStore>();

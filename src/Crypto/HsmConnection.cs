@@ -61,6 +61,8 @@ public sealed class HsmConnection : IDisposable
 
     internal CKM WrapMechanism { get; }
 
+    internal FixedLengthSigner Signer => _module.Signer;
+
     internal SeedHandleCache SeedHandles { get; }
 
     internal static Pkcs11InteropFactories Factories => Pkcs11Module.Factories;
@@ -90,8 +92,7 @@ public sealed class HsmConnection : IDisposable
     {
         try
         {
-            Execute(static ctx => ctx.Session.Sign(
-                HsmContext.Mechanism(CKM.CKM_SHA256_HMAC), ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]));
+            Execute(static ctx => ctx.Hmac(CKM.CKM_SHA256_HMAC, ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]));
             return true;
         }
         catch (HsmException)
@@ -818,6 +819,9 @@ internal readonly struct HsmContext(HsmConnection connection, ISession session, 
 
     public static IMechanism Mechanism(CKM mechanism) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism);
 
+    /// <summary>An HMAC on this context's session: <c>C_SignInit</c> and one <c>C_Sign</c> into a buffer of the hash's size.</summary>
+    public byte[] Hmac(CKM mechanism, IObjectHandle key, byte[] data) => Connection.Signer.Hmac(Session, mechanism, key, data);
+
     /// <summary>
     /// Whether a failure of unwrap or decrypt was the data's fault. SoftHSM2 answers <c>CKR_GENERAL_ERROR</c> when an
     /// RFC 5649 integrity check or a GCM tag fails; that is bad data when the same session still serves a keyed
@@ -838,7 +842,7 @@ internal readonly struct HsmContext(HsmConnection connection, ISession session, 
 
         try
         {
-            ctx.Session.Sign(Mechanism(CKM.CKM_SHA256_HMAC), ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]);
+            ctx.Hmac(CKM.CKM_SHA256_HMAC, ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]);
             return true;
         }
         catch (Pkcs11Exception)

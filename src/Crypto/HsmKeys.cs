@@ -21,7 +21,7 @@ public sealed class HsmMac(HsmConnection hsm)
         return hsm.Execute(ctx =>
         {
             var (version, handle) = ctx.Keys.Current(purpose);
-            return new KeyedMac(version, ctx.Session.Sign(HsmContext.Mechanism(CKM.CKM_SHA256_HMAC), handle, data));
+            return new KeyedMac(version, ctx.Hmac(CKM.CKM_SHA256_HMAC, handle, data));
         });
     }
 
@@ -30,7 +30,7 @@ public sealed class HsmMac(HsmConnection hsm)
     {
         EnsureMacPurpose(purpose);
         return hsm.Execute(ctx =>
-            ctx.Session.Sign(HsmContext.Mechanism(CKM.CKM_SHA256_HMAC), ctx.Keys.Handle(purpose, version), data));
+            ctx.Hmac(CKM.CKM_SHA256_HMAC, ctx.Keys.Handle(purpose, version), data));
     }
 
     /// <summary>The current key version of a purpose.</summary>

@@ -28,11 +28,15 @@ internal sealed partial class Pkcs11Module
     {
         _path = path;
         _library = Load(path);
+        Signer = new FixedLengthSigner(path);
     }
 
     public static Pkcs11InteropFactories Factories { get; } = new();
 
     public IPkcs11Library Library => Volatile.Read(ref _library);
+
+    /// <summary>HMACs without a length query (the same module through the low-level API).</summary>
+    public FixedLengthSigner Signer { get; }
 
     public int Epoch => Volatile.Read(ref _epoch);
 
@@ -62,6 +66,7 @@ internal sealed partial class Pkcs11Module
             }
 
             SetResolver();
+            NativeHeapPolicy.Apply();
             module = new Pkcs11Module(path);
             s_modules[path] = module;
             return module;

@@ -118,7 +118,7 @@ public sealed class SeedVault(HsmConnection hsm)
                 var lease = hsm.SeedHandles.Acquire(key, ctx.Generation) ?? Unwrap(key, seed);
                 try
                 {
-                    return ctx.Session.Sign(HsmContext.Mechanism(mechanism), lease.Handle, data);
+                    return ctx.Hmac(mechanism, lease.Handle, data);
                 }
                 catch (Pkcs11Exception e) when (e.RV is CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_OBJECT_HANDLE_INVALID)
                 {

@@ -40,7 +40,8 @@ public sealed class TotpVerifier(SeedVault vault)
             return new TotpResult(false, -1, false);
         }
 
-        var totp = new Totp(vault.KeyProvider(seed), parameters.PeriodSeconds, parameters.Mode, parameters.Digits);
+        // The step's HOTP directly (RFC 6238 is HOTP of the step number): no step -> DateTime -> step round trip.
+        var hotp = new Hotp(vault.KeyProvider(seed), parameters.Mode, parameters.Digits);
         var current = now.ToUnixTimeSeconds() / parameters.PeriodSeconds;
         Span<byte> expected = stackalloc byte[16];
         Span<byte> given = stackalloc byte[16];
@@ -54,7 +55,7 @@ public sealed class TotpVerifier(SeedVault vault)
                 continue;
             }
 
-            var candidate = totp.ComputeTotp(DateTime.UnixEpoch.AddSeconds(step * (double)parameters.PeriodSeconds));
+            var candidate = hotp.ComputeHOTP(step);
             var n = Encoding.ASCII.GetBytes(candidate, expected);
             if (CryptographicOperations.FixedTimeEquals(expected[..n], givenBytes))
             {

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Auth;
 using DevRift.Hsm.Api.V1;
+using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Users;
@@ -18,6 +19,8 @@ namespace DevRift.Hsm.Api.Audit;
 /// </summary>
 public static class ApiAudit
 {
+    private const string SuccessRecordedKey = "devrift.audit.success_recorded";
+
     // Only a known type is recorded: the field is free text from the caller.
     private static readonly HashSet<string> s_types = new(["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL", "PHONE", "APP", "BACKUP", "KEY"], StringComparer.Ordinal);
 
@@ -28,6 +31,12 @@ public static class ApiAudit
         {
             var http = context.HttpContext;
             var (evt, route) = V1Event(http);
+            if (evt == AuditEvents.ApiKeyUsed)
+            {
+                // A read changes nothing: its use is counted (ApiKeyUsage), not chained into the log per request.
+                return await next(context);
+            }
+
             var needsBody = evt is AuditEvents.ChallengeSend or AuditEvents.Verification or AuditEvents.AppFactorEnrol or AuditEvents.BackupCodesGenerate
                 or AuditEvents.SecurityKeyRegistrationOptions or AuditEvents.SecurityKeyRegister or AuditEvents.SecurityKeyAssertionOptions;
             if (needsBody)
@@ -47,11 +56,28 @@ public static class ApiAudit
             }
 
             var status = (result as IStatusCodeHttpResult)?.StatusCode ?? StatusCodes.Status200OK;
+            if (status < 400 && http.Items.ContainsKey(SuccessRecordedKey))
+            {
+                return result; // committed with the change it describes
+            }
+
             var outcome = status >= 400 ? $"http_{status}" : evt == AuditEvents.Verification ? "valid" : "ok";
             await AppendV1Async(http, evt, route, needsBody, outcome, result);
             return result;
         });
         return group;
+    }
+
+    /// <summary>
+    /// The record of a successful verification, for the verify path to append in the transaction that consumes the
+    /// code; the filter then leaves the success alone (a refusal, which consumed nothing, is still recorded here).
+    /// </summary>
+    public static AuditEntry VerificationRecord(HttpContext http, ApiCaller caller, string user, string type)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        http.Items[SuccessRecordedKey] = true;
+        return AuditEntry.ByCaller(caller, AuditEvents.Verification, Subject(user), "valid",
+            new JsonObject { ["type"] = s_types.Contains(type) ? type : null });
     }
 
     /// <summary>Records every call of the operator group except reads; put it after <c>RequireOperator</c>.</summary>
@@ -90,12 +116,22 @@ public static class ApiAudit
     /// <summary>A refused operator token: its public id when parseable, never the secret.</summary>
     public static Task OperatorFailureAsync(HttpContext http, string? presented) => CredentialFailureAsync(http, AuditEntry.OperatorFailed(presented));
 
-    private static Task<long> CredentialFailureAsync(HttpContext http, AuditEntry entry)
+    private static async Task CredentialFailureAsync(HttpContext http, AuditEntry entry)
     {
         ArgumentNullException.ThrowIfNull(http);
+        if (!http.RequestServices.GetRequiredService<RefusalAuditBudget>().TryTake(out var suppressed))
+        {
+            return;
+        }
+
         entry.Detail!["method"] = http.Request.Method;
         entry.Detail["route"] = http.Request.Path.Value;
-        return http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
+        if (suppressed > 0)
+        {
+            entry.Detail["suppressed"] = suppressed;
+        }
+
+        await http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(entry, http.RequestAborted);
     }
 
     private static (string Event, string Route) V1Event(HttpContext http)

@@ -26,6 +26,7 @@ public static class Authentication
             }
 
             http.Items[CallerKey] = caller;
+            http.RequestServices.GetRequiredService<ApiKeyUsage>().Record(caller.KeyId);
             if (!await Tls.ClientCertificateChecks.AdmitAsync(http, caller))
             {
                 return Results.Empty;

@@ -45,6 +45,7 @@ public static class ApplianceHost
             k.Limits.MaxRequestBodySize = 1024 * 1024;
         });
         builder.Services.AddAppliance();
+        builder.Services.AddSingleton<Audit.RefusalAuditBudget>();
         builder.Services.AddDelivery();
         builder.Services.AddPrometheusMetrics();
         builder.Services.ConfigureHttpJsonOptions(o =>

@@ -58,16 +58,23 @@ public static class MfaEndpoints
         var type = body.Require("type", ErrorCode.InvalidType).ToUpperInvariant();
         VerificationMetricsFilter.SetType(http, type);
         var caller = http.Caller();
+        if (!VerifyTypes.Contains(type, StringComparer.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidType, $"'type' must be one of {string.Join(", ", VerifyTypes)}", "type");
+        }
+
+        // A success is audited in the transaction that consumes the code: no 2xx without its record, no code
+        // consumed by a request that then fails to be audited.
+        var record = ApiAudit.VerificationRecord(http, caller, user, type);
         var verification = type switch
         {
-            "EMAIL" or "PHONE" or "DUAL" => await challenges.VerifyAsync(caller, type, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted),
+            "EMAIL" or "PHONE" or "DUAL" => await challenges.VerifyAsync(caller, type, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted),
             "APP" => new Verification(MfaUser.Parse(user).Key, type,
-                await apps.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
+                await apps.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted), caller.LiveMode),
             "BACKUP" => new Verification(MfaUser.Parse(user).Key, type,
-                await backups.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), http.RequestAborted), caller.LiveMode),
-            "KEY" => new Verification(MfaUser.Parse(user).Key, type,
-                await keys.VerifyAsync(caller, user, SecurityKeyEndpoints.CredentialOf(body), http.RequestAborted), caller.LiveMode),
-            _ => throw new MfaException(ErrorCode.InvalidType, $"'type' must be one of {string.Join(", ", VerifyTypes)}", "type"),
+                await backups.VerifyAsync(caller, user, body.Require("code", ErrorCode.InvalidCodeFormat), record, http.RequestAborted), caller.LiveMode),
+            _ => new Verification(MfaUser.Parse(user).Key, type,
+                await keys.VerifyAsync(caller, user, SecurityKeyEndpoints.CredentialOf(body), record, http.RequestAborted), caller.LiveMode),
         };
         http.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(VerificationResponse.From(verification));

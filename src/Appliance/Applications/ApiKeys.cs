@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using System.Text;
 using Dapper;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Storage;
@@ -83,14 +85,35 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, ApplicationS
             return null;
         }
 
-        if (!verifiers.Matches(Purpose, id, presented!, new KeyedMac(row.VerifierVersion, row.Verifier)))
+        // The row is read on every request (revocation is effective at once, on every node); only the HSM check is
+        // remembered, by a SHA-256 of the presented key beside the verifier it matched. A key has 190 bits of secret,
+        // so the hash gives nothing to guess; a rolled or re-verified key changes the row and misses the cache.
+        var presentedHash = SHA256.HashData(Encoding.UTF8.GetBytes(presented!));
+        if (!(_verified.TryGetValue(row.Id, out var seen) && seen.Version == row.VerifierVersion
+            && CryptographicOperations.FixedTimeEquals(seen.Verifier, row.Verifier)
+            && CryptographicOperations.FixedTimeEquals(seen.Presented, presentedHash)))
         {
-            return null;
+            if (!verifiers.Matches(Purpose, id, presented!, new KeyedMac(row.VerifierVersion, row.Verifier)))
+            {
+                return null;
+            }
+
+            if (_verified.Count >= VerifiedCapacity)
+            {
+                _verified.Clear(); // bounded: start over rather than grow
+            }
+
+            _verified[row.Id] = new VerifiedKey(presentedHash, row.Verifier, row.VerifierVersion);
         }
 
         var app = await applications.FindAsync(row.ApplicationId, ct);
         return app is null ? null : new ApiCaller(row.Id, app, row.Mode);
     }
+
+    private const int VerifiedCapacity = 10_000;
+    private readonly ConcurrentDictionary<string, VerifiedKey> _verified = new(StringComparer.Ordinal);
+
+    private sealed record VerifiedKey(byte[] Presented, byte[] Verifier, int Version);
 
     private sealed class KeyRow
     {

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
@@ -29,7 +30,7 @@ public sealed record BackupState(int Remaining, int Total, DateTimeOffset Create
 /// announced to the user with the count left.
 /// </summary>
 public sealed class BackupCodes(
-    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, TimeProvider time)
+    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, AuditLog audit, TimeProvider time)
 {
     private const string Purpose = "backup_code";
     private static readonly string[] s_types = ["EMAIL", "SMS", "DUAL"];
@@ -135,7 +136,11 @@ public sealed class BackupCodes(
             destinations.Select(d => new MaskedDestination(d.Channel, Mask(d.To))).ToList(), now, caller.LiveMode);
     }
 
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, CancellationToken ct = default)
+    /// <summary>
+    /// Checks a backup code; on success the code is used up, the lockout cleared and <paramref name="record"/> appended
+    /// to the audit log in one transaction.
+    /// </summary>
+    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         if (!caller.Application.Settings.IsEnabled("BACKUP"))
@@ -193,16 +198,24 @@ public sealed class BackupCodes(
             var used = await c.ExecuteAsync(
                 "UPDATE backup_codes SET used_at = @now WHERE id = @id AND used_at IS NULL",
                 new { id = match.Id, now = now.ToUnixTimeMilliseconds() }, tx);
-            return used == 1
-                ? await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM backup_codes WHERE set_id = @set AND used_at IS NULL", new { set = match.SetId }, tx)
-                : -1;
+            if (used != 1)
+            {
+                return -1;
+            }
+
+            await Lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+            if (record is not null)
+            {
+                await audit.AppendAsync(c, tx, record);
+            }
+
+            return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM backup_codes WHERE set_id = @set AND used_at IS NULL", new { set = match.SetId }, tx);
         }, ct);
         if (left < 0)
         {
             throw new MfaException(ErrorCode.InvalidCode, "this backup code was already used", "code");
         }
 
-        await lockouts.RecordSuccessAsync(caller, user.Key, ct);
         await NotifyUseAsync(caller, match.SetId, (int)left, now, ct);
         return now;
     }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.Storage;
@@ -28,7 +29,7 @@ public sealed record Verification(string User, string Type, DateTimeOffset Verif
 /// challenge with one conditional update, so racing duplicates get exactly one success on any number of nodes.
 /// </summary>
 public sealed class ChallengeService(
-    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, TimeProvider time)
+    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, AuditLog audit, TimeProvider time)
 {
     private const string Pending = "pending", Approved = "approved", Canceled = "canceled", Exhausted = "max_attempts_reached";
 
@@ -173,7 +174,11 @@ public sealed class ChallengeService(
     }
 
     /// <summary>Verifies a code of the EMAIL, PHONE or DUAL family against the newest challenge of that family.</summary>
-    public async Task<Verification> VerifyAsync(ApiCaller caller, string family, string? userValue, string? codeValue, CancellationToken ct = default)
+    /// <summary>
+    /// Checks a code against the newest pending challenge of the family; on success the challenge is approved and
+    /// <paramref name="record"/> appended to the audit log in one transaction.
+    /// </summary>
+    public async Task<Verification> VerifyAsync(ApiCaller caller, string family, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var settings = caller.Application.Settings;
@@ -235,9 +240,18 @@ public sealed class ChallengeService(
 
         if (match)
         {
-            var approved = await db.WithConnectionAsync(c => c.ExecuteAsync(
-                "UPDATE challenges SET status = @Approved, approved_at = @now WHERE id = @id AND status = @Pending",
-                new { Approved, Pending, id = row.Id, now = nowMs }), ct);
+            var approved = await db.InTransactionAsync(async (c, tx) =>
+            {
+                var n = await c.ExecuteAsync(
+                    "UPDATE challenges SET status = @Approved, approved_at = @now WHERE id = @id AND status = @Pending",
+                    new { Approved, Pending, id = row.Id, now = nowMs }, tx);
+                if (n == 1 && record is not null)
+                {
+                    await audit.AppendAsync(c, tx, record);
+                }
+
+                return n;
+            }, ct);
             if (approved == 1)
             {
                 return new Verification(user.Key, family, now, caller.LiveMode, row.Id);

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Text.Json.Nodes;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
@@ -90,6 +91,19 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         return db.WithConnectionAsync(c => c.ExecuteAsync(
             "UPDATE lockouts SET failures = 0, locked_until = 0 WHERE application_id = @app AND mode = @mode AND user_key = @userKey AND hard_locked = 0",
             new { app = caller.Application.Id, mode = caller.Mode, userKey }), ct);
+    }
+
+    /// <summary>
+    /// <see cref="RecordSuccessAsync(ApiCaller, string, CancellationToken)"/> inside the caller's transaction, so that the
+    /// success commits (or not) with the code it consumed.
+    /// </summary>
+    public static Task RecordSuccessAsync(DbConnection connection, DbTransaction transaction, ApiCaller caller, string userKey)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(caller);
+        return connection.ExecuteAsync(
+            "UPDATE lockouts SET failures = 0, locked_until = 0 WHERE application_id = @app AND mode = @mode AND user_key = @userKey AND hard_locked = 0 AND (failures <> 0 OR locked_until <> 0)",
+            new { app = caller.Application.Id, mode = caller.Mode, userKey }, transaction);
     }
 
     /// <summary>Clears everything, including a hard lock (the factor was reset).</summary>

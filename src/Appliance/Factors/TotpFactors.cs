@@ -79,7 +79,11 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             settings.TotpDigits, settings.TotpPeriodSeconds, now + PendingLifetime, caller.LiveMode);
     }
 
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, CancellationToken ct = default)
+    /// <summary>
+    /// Checks a code; on success the step is consumed, the lockout cleared and <paramref name="record"/> appended to the
+    /// audit log in one transaction, so a failure to audit leaves the step unconsumed.
+    /// </summary>
+    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, string? codeValue, AuditEntry? record = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var settings = caller.Application.Settings;
@@ -115,9 +119,8 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
                 new WrappedSeed((int)factor.KekVersion, factor.WrappedSeed),
                 new TotpParameters(OtpAuth.Mode(factor.Algorithm), (int)factor.Digits, (int)factor.Period),
                 code, now, settings.TotpWindowBack, settings.TotpWindowForward, factor.LastUsedStep);
-            if (result.Valid && await AcceptAsync(caller, factor, result.MatchedStep, now, ct))
+            if (result.Valid && await AcceptAsync(caller, factor, result.MatchedStep, now, record, ct))
             {
-                await lockouts.RecordSuccessAsync(caller, user.Key, ct);
                 return now;
             }
 
@@ -158,14 +161,28 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             f.ConfirmedAt is { } c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : null);
     }
 
-    private async Task<bool> AcceptAsync(ApiCaller caller, FactorRow factor, long step, DateTimeOffset now, CancellationToken ct)
+    private async Task<bool> AcceptAsync(ApiCaller caller, FactorRow factor, long step, DateTimeOffset now, AuditEntry? record, CancellationToken ct)
     {
         var nowMs = now.ToUnixTimeMilliseconds();
         if (factor.Status == "active")
         {
-            return await db.WithConnectionAsync(c => c.ExecuteAsync(
-                "UPDATE totp_factors SET last_used_step = @step WHERE id = @id AND status = 'active' AND last_used_step < @step",
-                new { step, id = factor.Id }), ct) == 1;
+            return await db.InTransactionAsync(async (c, tx) =>
+            {
+                if (await c.ExecuteAsync(
+                    "UPDATE totp_factors SET last_used_step = @step WHERE id = @id AND status = 'active' AND last_used_step < @step",
+                    new { step, id = factor.Id }, tx) != 1)
+                {
+                    return false;
+                }
+
+                await Lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
+                if (record is not null)
+                {
+                    await audit.AppendAsync(c, tx, record);
+                }
+
+                return true;
+            }, ct);
         }
 
         // Confirming a pending enrolment: it becomes the user's only active factor, atomically.
@@ -182,8 +199,14 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             await c.ExecuteAsync(
                 "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user AND status = 'active' AND id <> @id",
                 new { app = caller.Application.Id, mode = caller.Mode, user = factor.UserKey, id = factor.Id }, tx);
+            await Lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
             await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.AppFactorConfirm, factor.UserKey, "active",
                 new System.Text.Json.Nodes.JsonObject { ["factor_id"] = factor.Id }));
+            if (record is not null)
+            {
+                await audit.AppendAsync(c, tx, record);
+            }
+
             return true;
         }, ct);
     }

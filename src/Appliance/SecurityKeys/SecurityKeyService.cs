@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
+using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Storage;
@@ -33,7 +34,7 @@ public interface ILocalOrigins
 /// (type, challenge, origin, rpIdHash, user presence, user verification per settings, signature), then a
 /// signature counter that must advance, taken with one conditional update. Failures share the user's lockout.
 /// </summary>
-public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, ILocalOrigins localOrigins, TimeProvider time)
+public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, AuditLog audit, ILocalOrigins localOrigins, TimeProvider time)
 {
     private const string Registration = "registration", Assertion = "assertion";
 
@@ -130,7 +131,11 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         return json;
     }
 
-    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
+    /// <summary>
+    /// Checks an assertion; on success the signature counter advances, the lockout is cleared and
+    /// <paramref name="record"/> is appended to the audit log in one transaction.
+    /// </summary>
+    public async Task<DateTimeOffset> VerifyAsync(ApiCaller caller, string? userValue, JsonElement? credential, AuditEntry? record = null, CancellationToken ct = default)
     {
         var (_, fido) = Configure(caller);
         var user = MfaUser.Parse(userValue);
@@ -168,15 +173,27 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 
         // The counter must advance (authenticators without one report 0 throughout); one conditional update.
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var updated = await db.WithConnectionAsync(c => c.ExecuteAsync(
-            "UPDATE security_keys SET sign_count = @count, last_used_at = @now WHERE id = @id AND (sign_count < @count OR (@count = 0 AND sign_count = 0))",
-            new { count = (long)result.SignCount, now, id = key.Id }), ct);
+        var updated = await db.InTransactionAsync(async (c, tx) =>
+        {
+            var n = await c.ExecuteAsync(
+                "UPDATE security_keys SET sign_count = @count, last_used_at = @now WHERE id = @id AND (sign_count < @count OR (@count = 0 AND sign_count = 0))",
+                new { count = (long)result.SignCount, now, id = key.Id }, tx);
+            if (n == 1)
+            {
+                await Lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+                if (record is not null)
+                {
+                    await audit.AppendAsync(c, tx, record);
+                }
+            }
+
+            return n;
+        }, ct);
         if (updated != 1)
         {
             await FailAsync(caller, user.Key, "the signature counter did not advance (a cloned key or a replay)", ct);
         }
 
-        await lockouts.RecordSuccessAsync(caller, user.Key, ct);
         return DateTimeOffset.FromUnixTimeMilliseconds(now);
     }
 

@@ -11,12 +11,15 @@ namespace DevRift.Hsm.Api.Tests.Audit;
 public sealed class AuditChainTests
 {
     /// <summary>Six records on a fresh server: seq 1 … 6.</summary>
+    private static StringContent Enrolment(string user) => new($"User={user}", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded");
+
     private static async Task<ApplianceServer> ServerWithSixRecordsAsync(Db db)
     {
         var server = await ApplianceServer.StartAsync(db);
         for (var i = 0; i < 6; i++)
         {
-            using var response = await server.Client.GetAsync($"/v1/mfa/factors?user=audit{i}@example.com");
+            // An enrolment is audited (a read is not: it changes nothing).
+            using var response = await server.Client.PostAsync("/v1/mfa/app", Enrolment($"audit{i}@example.com"));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
@@ -132,7 +135,7 @@ public sealed class AuditChainTests
         Assert.Equal("devrift.audit.v2", server.Services.GetRequiredService<HsmConnection>().RotateKey(KeyPurpose.Audit));
         for (var i = 0; i < 3; i++)
         {
-            (await server.Client.GetAsync("/v1/mfa/factors?user=rotated@example.com")).Dispose();
+            (await server.Client.PostAsync("/v1/mfa/app", Enrolment($"rotated{i}@example.com"))).Dispose();
         }
 
         // Then the new records name v2, the old ones v1, and the whole chain verifies

@@ -1,6 +1,8 @@
 using System.Net;
+using Dapper;
 using DevRift.Hsm.Api.Tests.Factors;
 using DevRift.Hsm.Api.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace DevRift.Hsm.Api.Tests.Audit;
 
@@ -54,10 +56,37 @@ public sealed class AuditEventTests : IClassFixture<FakeClockServers>
         var valid = Assert.Single(right);
         Assert.Equal(("verification", subject, "valid", "EMAIL"), (valid.Event, valid.Subject, valid.Outcome, valid.DetailJson.GetProperty("type").GetString()));
 
-        // And a read is recorded as api_key.used with its route
-        var read = Assert.Single(await server.RowsDuringAsync(async () => await server.Client.GetStringAsync($"/v1/mfa/{challengeId}")));
-        Assert.Equal(("api_key.used", KeyId(server.TestKey), "ok", "GET", "/v1/mfa/{id}"),
-            (read.Event, read.Actor, read.Outcome, read.DetailJson.GetProperty("method").GetString(), read.DetailJson.GetProperty("route").GetString()));
+        // And a read, which changes nothing, adds no chained record
+        Assert.Empty(await server.RowsDuringAsync(async () => await server.Client.GetStringAsync($"/v1/mfa/{challengeId}")));
+    }
+
+    [Fact]
+    public async Task Key_use_is_counted_on_the_key_with_its_last_use_not_chained_per_request()
+    {
+        // Given a fresh key of the application
+        var server = await _servers.GetAsync(Db.Sqlite);
+        var key = await server.CreateApiKeyAsync(server.ApplicationId, "test");
+        using var client = server.NewClient(key.Secret);
+        var usage = server.Services.GetRequiredService<DevRift.Hsm.Appliance.Applications.ApiKeyUsage>();
+        await usage.FlushAsync();
+
+        // When it makes three reads
+        var rows = await server.RowsDuringAsync(async () =>
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                (await client.GetAsync("/v1/mfa/factors?user=usage@example.com")).EnsureSuccessStatusCode();
+            }
+
+            await usage.FlushAsync();
+        });
+
+        // Then the log has no record for the reads, and the key row counts them with the time of the last
+        Assert.Empty(rows);
+        await using var c = await server.OpenDatabaseAsync();
+        var (count, lastUsed) = await c.QuerySingleAsync<(long, long?)>("SELECT use_count, last_used_at FROM api_keys WHERE id = @id", new { id = key.Id });
+        Assert.Equal(3, count);
+        Assert.Equal(server.Clock!.GetUtcNow().ToUnixTimeMilliseconds(), lastUsed);
     }
 
     [Fact]

@@ -28,7 +28,8 @@ public sealed class AuditMultiNodeTests
         {
             using var http = new HttpClient { BaseAddress = node.BaseAddress };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", node.TestKey);
-            using var response = await http.GetAsync($"/v1/mfa/factors?user={user}");
+            // An enrolment is audited on every node (a read is only counted on the key)
+            using var response = await http.PostAsync("/v1/mfa/app", new StringContent($"User={user}", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 

@@ -64,7 +64,7 @@ public sealed class AuditSecrecyTests
         var events = rows.Select(r => (string)r["event"]!).ToHashSet();
         Assert.Superset(new HashSet<string>
         {
-            "challenge.send", "verification", "api_key.used", "app_factor.enrol", "app_factor.confirm", "lockout.engaged", "backup_codes.generate",
+            "challenge.send", "verification", "app_factor.enrol", "app_factor.confirm", "lockout.engaged", "backup_codes.generate",
             "api_key.create", "api_key.revoke", "api_key.failed", "operator.auth_failed",
         }, events);
 

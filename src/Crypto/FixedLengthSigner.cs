@@ -1,0 +1,64 @@
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;
+
+namespace DevRift.Hsm.Crypto;
+
+/// <summary>
+/// HMACs through Pkcs11Interop's low-level API into a buffer of the mechanism's fixed output size: one
+/// <c>C_SignInit</c> and one <c>C_Sign</c>, where the high-level <c>Sign</c> first asks the module for the length with
+/// a second <c>C_Sign</c> (a round trip per HMAC on a network HSM). The low-level library is the same module, opened
+/// a second time (the loader shares the mapping), so the high-level sessions' and objects' handles are valid here.
+/// Where the platform's PKCS#11 types are not those of <c>LowLevelAPI80</c> (64-bit unsigned long, no struct packing:
+/// Linux and macOS), the high-level call is used.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Lives as long as its module: one per module path, for the whole process; unloading it under a live module would pull the code from under the sessions.")]
+internal sealed class FixedLengthSigner
+{
+    private readonly LowLevel.Pkcs11Library? _library;
+
+    public FixedLengthSigner(string modulePath)
+    {
+        if (Platform.NativeULongSize == 8 && Platform.StructPackingSize == 0)
+        {
+            _library = new LowLevel.Pkcs11Library(modulePath);
+        }
+    }
+
+    /// <summary>HMAC output length of a mechanism.</summary>
+    public static int HmacLength(CKM mechanism) => mechanism switch
+    {
+        CKM.CKM_SHA_1_HMAC => 20,
+        CKM.CKM_SHA256_HMAC => 32,
+        CKM.CKM_SHA512_HMAC => 64,
+        _ => throw new ArgumentOutOfRangeException(nameof(mechanism), mechanism, "not an HMAC mechanism of this appliance"),
+    };
+
+    /// <summary>HMAC of <paramref name="data"/> with <paramref name="key"/> on <paramref name="session"/>.</summary>
+    public byte[] Hmac(ISession session, CKM mechanism, IObjectHandle key, byte[] data)
+    {
+        if (_library is null)
+        {
+            return session.Sign(HsmContext.Mechanism(mechanism), key, data);
+        }
+
+        var length = HmacLength(mechanism);
+        var ckMechanism = LowLevel.CkmUtils.CreateMechanism(mechanism);
+        var rv = _library.C_SignInit(session.SessionId, ref ckMechanism, key.ObjectId);
+        if (rv != CKR.CKR_OK)
+        {
+            throw new Pkcs11Exception("C_SignInit", rv);
+        }
+
+        var mac = new byte[length];
+        var written = (ulong)length;
+        rv = _library.C_Sign(session.SessionId, data, (ulong)data.Length, mac, ref written);
+        if (rv != CKR.CKR_OK)
+        {
+            throw new Pkcs11Exception("C_Sign", rv);
+        }
+
+        // An HMAC is exactly the hash's length; anything else is a module fault, never data to compare.
+        return written == (ulong)length ? mac : throw new Pkcs11Exception("C_Sign", CKR.CKR_DEVICE_ERROR);
+    }
+}
