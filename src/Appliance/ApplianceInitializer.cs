@@ -17,6 +17,8 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
     public async Task<InitResult> InitializeAsync(bool createDemo, CancellationToken ct = default)
     {
         CheckConnectionString();
+        // Reached before anything is created, so an unreachable server is one line naming the driver's reason.
+        await db.WithConnectionAsync(_ => Task.FromResult(true), ct);
         var created = hsm.InitializeKeys();
         db.Migrate();
         if (!createDemo || (await applications.ListAsync(ct)).Count > 0 || await operators.AnyAsync(ct))
