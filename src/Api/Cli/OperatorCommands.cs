@@ -122,8 +122,8 @@ public static class OperatorCommands
 
     /// <summary>
     /// curl with what it needs under TLS: <c>--cacert</c> naming the file that holds the server certificate's issuer
-    /// (Tls:ClientCa when that CA issued it, the certificate itself when self-signed; nothing for a publicly trusted
-    /// one), and under mutual TLS <c>--cert</c>/<c>--key</c> of a client certificate, which the appliance cannot
+    /// (Tls:ClientCa when that CA issued it, the certificate file when it is self-signed or carries its root; nothing
+    /// for a publicly trusted one), and under mutual TLS <c>--cert</c>/<c>--key</c> of a client certificate, which the appliance cannot
     /// know: the note before the lines says which one and how to register it.
     /// </summary>
     private static (string Curl, string Note) CurlOverTls(IConfiguration configuration, Tls.TlsMaterial tls, string applicationId)
@@ -134,8 +134,10 @@ public static class OperatorCommands
         {
             curl += $" --cacert {Path.GetFullPath(configuration["Tls:ClientCa"]!)}";
         }
-        else if (server.SubjectName.RawData.AsSpan().SequenceEqual(server.IssuerName.RawData))
+        else if (server.SubjectName.RawData.AsSpan().SequenceEqual(server.IssuerName.RawData)
+            || tls.ServerChain.Any(c => c.SubjectName.RawData.AsSpan().SequenceEqual(c.IssuerName.RawData)))
         {
+            // Self-signed, or the file carries its chain up to a root: that file is the trust anchor.
             curl += $" --cacert {Path.GetFullPath(configuration["Tls:Certificate"]!)}";
         }
 

@@ -86,9 +86,16 @@ public sealed record MfaUser(string Key, string? Email, string? Phone)
             var e164 = s_phones.Format(number, PhoneNumberFormat.E164);
             return new MfaUser(e164, null, e164);
         }
-        catch (NumberParseException)
+        catch (NumberParseException e)
         {
-            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+            var why = e.ErrorType switch
+            {
+                ErrorType.INVALID_COUNTRY_CODE => "it does not start with a country calling code",
+                ErrorType.TOO_SHORT_NSN or ErrorType.TOO_SHORT_AFTER_IDD => "too short after its country calling code",
+                ErrorType.TOO_LONG => "too long",
+                _ => $"expected {PhoneFormat}",
+            };
+            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number: {why}", param);
         }
     }
 
