@@ -171,7 +171,7 @@ public static class ConfigurationCheck
 
         var section = key.Split(':')[0].ToLowerInvariant();
         return s_known.Value.Keys.Select(k => k.Split(':')[0].ToLowerInvariant()).Distinct()
-            .Any(known => Quickenshtein.Levenshtein.GetDistance(section, known) <= 2);
+            .Any(known => Quickenshtein.Levenshtein.GetDistance(section, known) <= (known.Length <= 4 ? 1 : 2));
     }
 
     private static string Describe(Type type) =>
