@@ -4,8 +4,10 @@
 #
 #   softhsm/setup.sh DIR [LABEL]
 #
-# Leaves DIR/softhsm2.conf (point SOFTHSM2_CONF at it), DIR/tokens/, and generated PINs in DIR/user.pin
-# and DIR/so.pin (mode 0600). A second run with the same DIR changes nothing.
+# Leaves DIR/softhsm2.conf (point SOFTHSM2_CONF at it), DIR/tokens/, and the generated user PIN in DIR/user.pin
+# (mode 0600). The security officer (SO) PIN, which can reset the user PIN and re-initialise the token, is printed
+# once on standard error when the token is created and kept nowhere: store it offline. A second run with the same
+# DIR changes nothing.
 set -euo pipefail
 
 dir=${1:?usage: softhsm/setup.sh DIR [LABEL]}
@@ -39,14 +41,16 @@ umask 077
 if [ ! -s "$dir/user.pin" ]; then
   od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$dir/user.pin"
 fi
-if [ ! -s "$dir/so.pin" ]; then
-  od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$dir/so.pin"
-fi
-chmod 600 "$dir/user.pin" "$dir/so.pin"
+chmod 600 "$dir/user.pin"
 
 if softhsm2-util --show-slots 2>/dev/null | grep -qE "^\s*Label:\s+$label\s*$"; then
+  if [ -e "$dir/so.pin" ]; then
+    echo "softhsm: $dir/so.pin keeps the SO PIN beside the user PIN; move it offline and delete it" >&2
+  fi
   exit 0
 fi
+so_pin=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 softhsm2-util --init-token --free --label "$label" \
-  --pin "$(cat "$dir/user.pin")" --so-pin "$(cat "$dir/so.pin")" >/dev/null
+  --pin "$(cat "$dir/user.pin")" --so-pin "$so_pin" >/dev/null
 echo "softhsm: initialised token '$label' in $dir/tokens" >&2
+echo "softhsm: its SO PIN (shown once, kept nowhere; store it offline: it resets the user PIN): $so_pin" >&2

@@ -11,10 +11,14 @@ public sealed record InitResult(IReadOnlyList<string> KeysCreated, Application? 
 /// First-run set-up, idempotent: the HSM key hierarchy, the database schema, and on an empty database a demo
 /// application (enterprise plan) with a test key and an operator token, returned once.
 /// </summary>
-public sealed class ApplianceInitializer(HsmConnection hsm, Database db, ApplicationStore applications, ApiKeys keys, OperatorTokens operators)
+public sealed class ApplianceInitializer(HsmConnection hsm, Database db, ApplicationStore applications, ApiKeys keys, OperatorTokens operators,
+    Microsoft.Extensions.Options.IOptions<StorageOptions> storage)
 {
     public async Task<InitResult> InitializeAsync(bool createDemo, CancellationToken ct = default)
     {
+        CheckConnectionString();
+        // Reached before anything is created, so an unreachable server is one line naming the driver's reason.
+        await db.WithConnectionAsync(_ => Task.FromResult(true), ct);
         var created = hsm.InitializeKeys();
         db.Migrate();
         if (!createDemo || (await applications.ListAsync(ct)).Count > 0 || await operators.AnyAsync(ct))
@@ -39,6 +43,61 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
             throw new HsmConfigurationException($"token '{hsm.TokenLabel}' lacks {string.Join(", ", missing)}; run 'init' first");
         }
 
+        CheckInitialised();
         db.Migrate();
+    }
+
+    /// <summary>
+    /// Refuses a database that <c>init</c> never set up, instead of creating it: a mistyped SQLite path would otherwise
+    /// start a new, empty appliance beside the real one. SQLite: the file must exist; both: the migration journal must.
+    /// </summary>
+    private void CheckInitialised()
+    {
+        CheckConnectionString();
+        if (db.Provider == StorageProvider.Sqlite
+            && new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(storage.Value.ConnectionString).DataSource is { Length: > 0 } file
+            && file != ":memory:" && !File.Exists(file))
+        {
+            throw new StorageConfigurationException($"the database '{Path.GetFullPath(file)}' does not exist: run 'init' first, or correct Data:Directory or Storage:ConnectionString");
+        }
+
+        var journal = db.Provider == StorageProvider.Sqlite
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schemaversions' COLLATE NOCASE"
+            : "SELECT COUNT(*) FROM information_schema.tables WHERE lower(table_name) = 'schemaversions' AND table_schema = current_schema()";
+        var found = db.WithConnectionAsync(async c =>
+        {
+            await using var command = c.CreateCommand();
+            command.CommandText = journal;
+            var tables = Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+            if (db.Provider == StorageProvider.Sqlite)
+            {
+                // A read-only file (or Mode=ReadOnly) would serve until its first write: refuse it now.
+                command.CommandText = "PRAGMA user_version";
+                var version = Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+                command.CommandText = $"BEGIN IMMEDIATE; PRAGMA user_version = {version}; ROLLBACK;";
+                await command.ExecuteNonQueryAsync();
+            }
+
+            return tables;
+        }).GetAwaiter().GetResult();
+        if (found == 0)
+        {
+            throw new StorageConfigurationException("the database has never been initialised: run 'init' first, or correct Storage:ConnectionString");
+        }
+    }
+
+    /// <summary>A connection string the driver cannot read is one line naming the setting (the driver's message names the keyword).</summary>
+    private void CheckConnectionString()
+    {
+        try
+        {
+            using var connection = db.Provider == StorageProvider.Sqlite
+                ? (System.Data.Common.DbConnection)new Microsoft.Data.Sqlite.SqliteConnection(storage.Value.ConnectionString)
+                : new Npgsql.NpgsqlConnection(storage.Value.ConnectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StorageConfigurationException($"Storage:ConnectionString cannot be read: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
     }
 }

@@ -73,12 +73,22 @@ public sealed class ProblemCodeTests(FakeClockServers servers) : IClassFixture<F
     }
 
     [Theory]
+    [InlineData("User=+1234, Type=SMS", "too short for a number in US (+1)")]
+    [InlineData("User=+999123456789, Type=SMS", "it does not start with a country calling code")]
+    [InlineData("User=+447700900123, Type=SMS", "its length fits GB (+44), but it is not a possible number there")]
+    public async Task Phone_numbers_of_E164_shape_that_are_not_valid_say_why(string body, string why)
+    {
+        var server = await servers.GetAsync(Db.Sqlite);
+        using var response = await server.PostCurlAsync("/v1/mfa", body);
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_phone_number", "user");
+        Assert.StartsWith($"'user' is not a valid phone number: {why}", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("User=14155550123, Type=SMS")]
-    [InlineData("User=+1234, Type=SMS")]
     [InlineData("User=+1 415 555 0123, Type=CALL")]
     [InlineData("User=+14155550123x, Type=WHATSAPP")]
     [InlineData("User=+1415555012345678, Type=SMS")]
-    [InlineData("User=+999123456789, Type=SMS")]
     [InlineData("User=ada@example.com, Type=SMS")]
     [InlineData("User=ada@example.com:14155550123, Type=DUAL")]
     public async Task Phone_numbers_that_are_not_E164_are_400_invalid_phone_number_showing_the_format(string body)

@@ -35,7 +35,6 @@ public sealed class MfaUserTests
     [InlineData("+1 415 555 0123")] // spaces
     [InlineData("+1-415-555-0123")]
     [InlineData("+1415555012345678")] // more than 15 digits
-    [InlineData("+10000000000")] // not a number libphonenumber knows
     [InlineData("+")]
     public void Anything_but_E164_is_invalid_phone_number_showing_the_format(string phone)
     {
@@ -43,6 +42,21 @@ public sealed class MfaUserTests
         Assert.Equal(ErrorCode.InvalidPhoneNumber, e.Error);
         Assert.Equal("user", e.Param);
         Assert.Contains("E.164", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("+447700900123", "its length fits GB (+44), but it is not a possible number there")] // Ofcom's drama range
+    [InlineData("+10000000000", "its length fits US (+1), but it is not a possible number there")]
+    [InlineData("+4412", "too short for a number in GB (+44)")]
+    [InlineData("+141555501234567", "too long for a number in US (+1)")]
+    [InlineData("+99912345678", "it does not start with a country calling code")]
+    public void A_number_of_E164_shape_that_is_not_valid_says_why(string phone, string why)
+    {
+        var e = Assert.Throws<MfaException>(() => MfaUser.Parse(phone));
+        Assert.Equal(ErrorCode.InvalidPhoneNumber, e.Error);
+        Assert.Equal("user", e.Param);
+        Assert.Equal($"'user' is not a valid phone number: {why}", e.Message.Split(" (no such", 2)[0]);
+        Assert.DoesNotContain(phone, e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -117,15 +117,10 @@ public static class AdminEndpoints
             return [];
         }
 
-        try
-        {
-            return JsonNode.Parse(buffer.ToArray()) as JsonObject
-                ?? throw new MfaException(ErrorCode.InvalidRequest, "the body must be a JSON object");
-        }
-        catch (JsonException)
-        {
-            throw new MfaException(ErrorCode.InvalidRequest, "the body is not valid JSON");
-        }
+        using var doc = RequestBody.ParseJsonDocument(buffer.ToArray());
+        return doc.RootElement.ValueKind == JsonValueKind.Object
+            ? JsonObject.Create(doc.RootElement.Clone())!
+            : throw new MfaException(ErrorCode.InvalidRequest, "the body must be a JSON object");
     }
 
     private static string? String(JsonObject body, string name) =>

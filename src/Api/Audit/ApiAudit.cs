@@ -302,7 +302,7 @@ public static class ApiAudit
             var node = await JsonNode.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted);
             return node is JsonObject o ? [.. o.Select(p => p.Key).Take(50)] : [];
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or BadHttpRequestException or InvalidOperationException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or BadHttpRequestException or InvalidOperationException or ArgumentException)
         {
             return [];
         }

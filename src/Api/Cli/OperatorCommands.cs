@@ -39,7 +39,7 @@ public static class OperatorCommands
         {
             if (words is ["init"])
             {
-                await InitAsync(init, configuration, stdout);
+                await InitAsync(init, configuration, string.IsNullOrWhiteSpace(configuration["Tls:Certificate"]) ? null : services.GetRequiredService<Tls.TlsMaterial>(), stdout);
                 await AuditCommands.RecordAsync(services, words, null, "ok");
                 return 0;
             }
@@ -84,7 +84,7 @@ public static class OperatorCommands
         return ApiKeyResponse.From(created.Key, created.Secret);
     }
 
-    private static async Task InitAsync(ApplianceInitializer init, IConfiguration configuration, TextWriter stdout)
+    private static async Task InitAsync(ApplianceInitializer init, IConfiguration configuration, Tls.TlsMaterial? tls, TextWriter stdout)
     {
         var result = await init.InitializeAsync(createDemo: !string.Equals(configuration["Init:Demo"], "false", StringComparison.OrdinalIgnoreCase));
         await stdout.WriteLineAsync(result.KeysCreated.Count == 0
@@ -96,6 +96,12 @@ public static class OperatorCommands
         }
 
         var url = (configuration["urls"] ?? Hosting.ApplianceHost.DefaultUrls).Split(';')[0].TrimEnd('/');
+        var (curl, note) = tls is null ? ("curl", "") : CurlOverTls(configuration, tls, result.DemoApplication.Id);
+        if (tls is not null && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            url = "https://" + url["http://".Length..];
+        }
+
         await stdout.WriteLineAsync($"""
 
             Demo application {result.DemoApplication.Id} ({result.DemoApplication.Plan} plan) created. These secrets are shown once:
@@ -105,13 +111,44 @@ public static class OperatorCommands
 
             Try it:
 
-              curl -X POST {url}/v1/mfa -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL"
-              curl "{url}/v1/test/messages?user=ada@example.com" -H "Authorization: Bearer {result.DemoTestKey}"
-              curl -X POST {url}/v1/mfa/verify -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL, Code=THE_CODE"
+            {note}  {curl} -X POST {url}/v1/mfa -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL"
+              {curl} "{url}/v1/test/messages?user=ada@example.com" -H "Authorization: Bearer {result.DemoTestKey}"
+              {curl} -X POST {url}/v1/mfa/verify -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL, Code=THE_CODE"
 
             Or every method in a browser, with the test key: {DemoUrl(url)}/demo
 
             """);
+    }
+
+    /// <summary>
+    /// curl with what it needs under TLS: <c>--cacert</c> naming the file that holds the server certificate's issuer
+    /// (Tls:ClientCa when that CA issued it, the certificate file when it is self-signed or carries its root; nothing
+    /// for a publicly trusted one), and under mutual TLS <c>--cert</c>/<c>--key</c> of a client certificate, which the appliance cannot
+    /// know: the note before the lines says which one and how to register it.
+    /// </summary>
+    private static (string Curl, string Note) CurlOverTls(IConfiguration configuration, Tls.TlsMaterial tls, string applicationId)
+    {
+        var curl = "curl";
+        var server = tls.ServerCertificate!;
+        if (tls.ClientCa.Any(ca => ca.SubjectName.RawData.AsSpan().SequenceEqual(server.IssuerName.RawData)))
+        {
+            curl += $" --cacert {Path.GetFullPath(configuration["Tls:ClientCa"]!)}";
+        }
+        else if (server.SubjectName.RawData.AsSpan().SequenceEqual(server.IssuerName.RawData)
+            || tls.ServerChain.Any(c => c.SubjectName.RawData.AsSpan().SequenceEqual(c.IssuerName.RawData)))
+        {
+            // Self-signed, or the file carries its chain up to a root: that file is the trust anchor.
+            curl += $" --cacert {Path.GetFullPath(configuration["Tls:Certificate"]!)}";
+        }
+
+        if (tls.ClientCa.Count == 0)
+        {
+            return (curl, "");
+        }
+
+        return (curl + " --cert CLIENT.pem --key CLIENT.key",
+            "  (CLIENT.pem and CLIENT.key: a client certificate issued by Tls:ClientCa, registered on the application first:\n" +
+            $"   devrift client-certificates add {applicationId} CLIENT.pem)\n");
     }
 
     /// <summary>The demo page's base: host <c>localhost</c>, the demo application's WebAuthn relying party.</summary>

@@ -25,6 +25,7 @@ public static class ApplianceHost
             Args = args,
             ContentRootPath = AppContext.BaseDirectory,
         });
+        ConfigurationCheck.Check(builder.Configuration);
         var dataDirectory = DataDirectory(builder.Configuration);
         builder.Configuration.AddEmbeddedHsmDefaults(dataDirectory);
         if (string.IsNullOrEmpty(builder.Configuration["Storage:ConnectionString"]))
@@ -43,6 +44,7 @@ public static class ApplianceHost
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = 1024 * 1024;
+            k.RequestHeaderEncodingSelector = HeaderEncoding.Selector;
         });
         builder.Services.AddAppliance();
         builder.Services.AddSingleton<Audit.RefusalAuditBudget>();
@@ -65,6 +67,7 @@ public static class ApplianceHost
         var app = builder.Build();
         app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseExceptionHandler();
+        app.Use(HeaderEncoding.Middleware);
         app.UseStatusCodePages(async context =>
         {
             // Routing misses (404/405) get a problem body too.
@@ -92,7 +95,22 @@ public static class ApplianceHost
         _ = services.GetRequiredService<TlsMaterial>();
         // Validated here, before the host starts, so a bad delivery setting is one line and not a hosting stack trace.
         _ = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DevRift.Hsm.Appliance.Outbox.DeliveryOptions>>().Value;
+        CheckStorage(services);
         services.GetRequiredService<ApplianceInitializer>().CheckReady();
+    }
+
+    /// <summary>Creates the database access, whose constructor reads the connection string: a malformed one is one line.</summary>
+    public static void CheckStorage(IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        try
+        {
+            _ = services.GetRequiredService<DevRift.Hsm.Appliance.Storage.Database>();
+        }
+        catch (ArgumentException e)
+        {
+            throw new DevRift.Hsm.Appliance.Storage.StorageConfigurationException($"Storage:ConnectionString cannot be read: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
     }
 
     public static string DataDirectory(IConfiguration configuration) =>

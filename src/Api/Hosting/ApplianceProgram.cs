@@ -1,3 +1,4 @@
+using System.Data.Common;
 using DevRift.Hsm.Api.Cli;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
@@ -7,51 +8,67 @@ namespace DevRift.Hsm.Api.Hosting;
 
 /// <summary>
 /// The executable's entry: <c>serve</c> (default) runs the host; <c>init</c> and the operator commands run once
-/// and exit. Every <c>--Section:Key=value</c> argument is configuration. A bad configuration ends with one line on
-/// standard error and exit code 2.
+/// and exit; <c>--help</c>, <c>-h</c>, <c>help</c> and <c>--version</c> print and exit 0 without starting anything.
+/// The leading words are the command (parsed by <see cref="CommandTree"/>); every <c>--Section:Key=value</c> after
+/// them is configuration, checked by <see cref="ConfigurationCheck"/>. A usage error ends with one line and exit code
+/// 1; a bad configuration or any other start-up failure with one line on standard error and exit code 2.
 /// </summary>
 public static class ApplianceProgram
 {
+    public const int StartupFailed = 2;
+
+    private static readonly string[] s_helpAndVersion = ["--help", "-h", "-?", "--version"];
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
-        var words = args.TakeWhile(a => !a.StartsWith('-')).ToArray();
-        var configuration = args.Skip(words.Length).ToArray();
-        var command = words.Length > 0 ? words[0] : "serve";
+        var leading = args.TakeWhile(a => !a.StartsWith('-')).ToList();
+        var rest = args.Skip(leading.Count).ToList();
+        var configuration = rest.Where(a => !s_helpAndVersion.Contains(a, StringComparer.Ordinal)).ToArray();
+        var parsed = CommandTree.Parse([.. leading, .. rest.Where(a => s_helpAndVersion.Contains(a, StringComparer.Ordinal))], stdout, stderr);
+        if (parsed.Words is not { } words)
+        {
+            return parsed.ExitCode;
+        }
+
         try
         {
-            if (command == "serve")
+            if (words is ["serve"])
             {
                 await using var app = ApplianceHost.Build(configuration);
                 ApplianceHost.CheckDependencies(app.Services);
+                ListenCheck.Check(app);
                 await app.RunAsync();
                 return 0;
             }
 
             await using var host = ApplianceHost.Build(configuration);
+            ApplianceHost.CheckStorage(host.Services);
             return await OperatorCommands.RunAsync(host.Services, host.Configuration, words, stdout, stderr);
         }
-        catch (HsmConfigurationException e)
+        catch (Exception e) when (StartupProblem(e) is { } line)
         {
-            await stderr.WriteLineAsync($"devrift: {e.Message}");
-            return 2;
-        }
-        catch (StorageConfigurationException e)
-        {
-            await stderr.WriteLineAsync($"devrift: {e.Message}");
-            return 2;
-        }
-        catch (OptionsValidationException e)
-        {
-            await stderr.WriteLineAsync($"devrift: invalid configuration: {string.Join("; ", e.Failures)}");
-            return 2;
-        }
-        catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
-        {
-            await stderr.WriteLineAsync($"devrift: cannot listen: {e.Message}");
-            return 2;
+            await stderr.WriteLineAsync($"devrift: {line}");
+            return StartupFailed;
         }
     }
+
+    /// <summary>The one line for a failure before (or while) the host starts; null for a bug, which keeps its trace.</summary>
+    private static string? StartupProblem(Exception e) => e switch
+    {
+        ConfigurationKeyException => $"invalid configuration: {e.Message}",
+        HsmConfigurationException or StorageConfigurationException or ListenException => e.Message,
+        OptionsValidationException o => $"invalid configuration: {string.Join("; ", o.Failures)}",
+        StorageUnavailableException => e.InnerException is { } cause ? $"{e.Message}: {OneLine(cause.Message)}" : e.Message,
+        DbException => $"the database cannot be opened: {OneLine(e.Message)}",
+        UnauthorizedAccessException => $"permission denied: {OneLine(e.Message)}",
+        IOException when e.InnerException is System.Net.Sockets.SocketException
+            || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) => $"cannot listen: {OneLine(e.Message)}",
+        IOException => $"cannot start: {OneLine(e.Message)}",
+        _ => null,
+    };
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 }

@@ -123,43 +123,111 @@ public sealed partial class RequestBody
 
     private static RequestBody ParseJson(byte[] bytes)
     {
+        using var doc = ParseJsonDocument(bytes);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "the JSON body must be an object such as {\"user\": \"…\", \"type\": \"…\"}");
+        }
+
+        var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        JsonElement? credential = null;
+        foreach (var property in doc.RootElement.EnumerateObject())
+        {
+            var name = property.Name.ToLowerInvariant();
+            if (name == "credential")
+            {
+                credential = property.Value.Clone();
+                continue;
+            }
+
+            var value = property.Value.ValueKind switch
+            {
+                JsonValueKind.String => property.Value.GetString()!,
+                JsonValueKind.Number => property.Value.GetRawText(),
+                JsonValueKind.Null => null,
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' must be a string", Truncate(name)),
+            };
+            if (value is not null && !fields.TryAdd(name, value.Trim()))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' is given more than once", Truncate(name));
+            }
+        }
+
+        return new RequestBody(fields, credential);
+    }
+
+    /// <summary>
+    /// Parses a JSON body that every later reader can use without failing: valid UTF-8, at most 32 levels deep, no
+    /// property given twice in one object, and no string (name or value) holding a lone UTF-16 surrogate escape such
+    /// as <c>"\ud800"</c>, which System.Text.Json accepts when parsing but refuses to turn into a .NET string.
+    /// Each fault is a 400 <c>invalid_request</c>; the document is the caller's to dispose.
+    /// </summary>
+    public static JsonDocument ParseJsonDocument(byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        _ = Decode(bytes);
+        JsonDocument doc;
         try
         {
-            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new MfaException(ErrorCode.InvalidRequest, "the JSON body must be an object such as {\"user\": \"…\", \"type\": \"…\"}");
-            }
-
-            var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            JsonElement? credential = null;
-            foreach (var property in doc.RootElement.EnumerateObject())
-            {
-                var name = property.Name.ToLowerInvariant();
-                if (name == "credential")
-                {
-                    credential = property.Value.Clone();
-                    continue;
-                }
-
-                var value = property.Value.ValueKind switch
-                {
-                    JsonValueKind.String => property.Value.GetString()!,
-                    JsonValueKind.Number => property.Value.GetRawText(),
-                    JsonValueKind.Null => null,
-                    _ => throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' must be a string", name),
-                };
-                if (value is not null && !fields.TryAdd(name, value.Trim()))
-                {
-                    throw new MfaException(ErrorCode.InvalidRequest, $"'{Truncate(name)}' is given more than once", name);
-                }
-            }
-
-            return new RequestBody(fields, credential);
+            doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32, AllowDuplicateProperties = false });
         }
-        catch (JsonException)
+        catch (JsonException e)
         {
-            throw new MfaException(ErrorCode.InvalidRequest, "the body is not valid JSON");
+            throw new MfaException(ErrorCode.InvalidRequest, e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                ? "the JSON body is nested deeper than 32 levels"
+                : e.Message.Contains("duplicate", StringComparison.OrdinalIgnoreCase)
+                    ? "the JSON body gives a property more than once"
+                    : "the body is not valid JSON");
+        }
+
+        try
+        {
+            CheckStrings(doc.RootElement, "");
+            return doc;
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckStrings(JsonElement element, string field)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    var name = Readable(() => property.Name, field);
+                    CheckStrings(property.Value, field.Length == 0 ? name.ToLowerInvariant() : field);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    CheckStrings(item, field);
+                }
+
+                break;
+            case JsonValueKind.String:
+                _ = Readable(element.GetString, field);
+                break;
+        }
+    }
+
+    private static string Readable(Func<string?> read, string field)
+    {
+        try
+        {
+            return read() ?? "";
+        }
+        catch (InvalidOperationException)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest,
+                $"{(field.Length > 0 ? $"'{Truncate(field)}'" : "a property name")} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text",
+                field.Length > 0 ? Truncate(field) : null);
         }
     }
 

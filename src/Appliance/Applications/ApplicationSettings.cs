@@ -17,6 +17,9 @@ public sealed class ApplicationSettings
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     };
 
+    /// <summary>The settings that may be null (unset); every other one needs a value.</summary>
+    private static readonly HashSet<string> Optional = new(StringComparer.Ordinal) { "totp_issuer", "webauthn_rp_id" };
+
     public List<string> EnabledMethods { get; set; } = ["EMAIL", "SMS", "WHATSAPP", "CALL", "APP", "KEY", "BACKUP"];
 
     public int CodeLength { get; set; } = 6;
@@ -96,6 +99,16 @@ public sealed class ApplicationSettings
             if (!current.ContainsKey(name))
             {
                 throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' is not a setting", name);
+            }
+
+            if (value is null && !Optional.Contains(name))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' cannot be null; give a value", name);
+            }
+
+            if (value is JsonArray items && items.Any(i => i is null))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' must be a list of strings, without null", name);
             }
 
             current[name] = value?.DeepClone();

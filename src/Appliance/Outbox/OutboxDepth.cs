@@ -15,8 +15,8 @@ public sealed class OutboxDepth(Database db)
     {
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(
             new CommandDefinition(
-                "SELECT status, COUNT(*) AS count FROM outbox WHERE status IN @statuses GROUP BY status",
-                new { statuses = Statuses }, commandTimeout: 2, cancellationToken: ct)), ct);
+                "SELECT status, COUNT(*) AS count FROM outbox WHERE status = @queued OR status = @sending GROUP BY status",
+                new { queued = OutboxStore.StatusQueued, sending = OutboxStore.StatusSending }, commandTimeout: 2, cancellationToken: ct)), ct);
         var depth = Statuses.ToDictionary(s => s, _ => 0L, StringComparer.Ordinal);
         foreach (var row in rows)
         {

@@ -80,16 +80,39 @@ public sealed record MfaUser(string Key, string? Email, string? Phone)
             var number = s_phones.Parse(v, null);
             if (!s_phones.IsValidNumber(number))
             {
-                throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+                throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number: {WhyInvalid(number)}", param);
             }
 
             var e164 = s_phones.Format(number, PhoneNumberFormat.E164);
             return new MfaUser(e164, null, e164);
         }
-        catch (NumberParseException)
+        catch (NumberParseException e)
         {
-            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number; expected {PhoneFormat}", param);
+            var why = e.ErrorType switch
+            {
+                ErrorType.INVALID_COUNTRY_CODE => "it does not start with a country calling code",
+                ErrorType.TOO_SHORT_NSN or ErrorType.TOO_SHORT_AFTER_IDD => "too short after its country calling code",
+                ErrorType.TOO_LONG => "too long",
+                _ => $"expected {PhoneFormat}",
+            };
+            throw new MfaException(ErrorCode.InvalidPhoneNumber, $"'{param}' is not a valid phone number: {why}", param);
         }
+    }
+
+    /// <summary>Why libphonenumber refuses a number that has the E.164 shape, in words (never the number itself).</summary>
+    private static string WhyInvalid(PhoneNumber number)
+    {
+        var region = s_phones.GetRegionCodeForCountryCode(number.CountryCode);
+        var country = region == "ZZ" ? $"+{number.CountryCode}" : $"{region} (+{number.CountryCode})";
+        return s_phones.IsPossibleNumberWithReason(number) switch
+        {
+            PhoneNumberUtil.ValidationResult.INVALID_COUNTRY_CODE => $"+{number.CountryCode} is not a country calling code",
+            PhoneNumberUtil.ValidationResult.TOO_SHORT => $"too short for a number in {country}",
+            PhoneNumberUtil.ValidationResult.TOO_LONG => $"too long for a number in {country}",
+            PhoneNumberUtil.ValidationResult.INVALID_LENGTH => $"no number in {country} has this many digits",
+            PhoneNumberUtil.ValidationResult.IS_POSSIBLE_LOCAL_ONLY => $"only dialable locally within {country}, not from abroad",
+            _ => $"its length fits {country}, but it is not a possible number there (no such number range is in use)",
+        };
     }
 
     public bool IsDual => Email is not null && Phone is not null;
