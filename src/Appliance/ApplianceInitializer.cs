@@ -14,11 +14,23 @@ public sealed record InitResult(IReadOnlyList<string> KeysCreated, Application? 
 public sealed class ApplianceInitializer(HsmConnection hsm, Database db, ApplicationStore applications, ApiKeys keys, OperatorTokens operators,
     Microsoft.Extensions.Options.IOptions<StorageOptions> storage)
 {
-    public async Task<InitResult> InitializeAsync(bool createDemo, CancellationToken ct = default)
+    /// <summary>
+    /// Creates what is missing. A token that already holds every key meeting a database <c>init</c> never set up is
+    /// refused unless <paramref name="newDatabase"/>: that is most often a mistyped database path, and going on would
+    /// start a second, empty appliance (with its own demo application and operator token) on the same keys.
+    /// </summary>
+    public async Task<InitResult> InitializeAsync(bool createDemo, bool newDatabase = false, CancellationToken ct = default)
     {
         CheckConnectionString();
         // Reached before anything is created, so an unreachable server is one line naming the driver's reason.
         await db.WithConnectionAsync(_ => Task.FromResult(true), ct);
+        var freshDatabase = !await JournalExistsAsync(ct);
+        if (freshDatabase && !newDatabase && hsm.KeyVersions().All(v => v.Value.Count > 0))
+        {
+            throw new StorageConfigurationException(
+                $"token '{hsm.TokenLabel}' already holds this appliance's keys but {DatabaseName()} was never initialised: correct Data:Directory or Storage:ConnectionString, or pass --Init:NewDatabase=true to start an empty appliance on these keys");
+        }
+
         var created = hsm.InitializeKeys();
         db.Migrate();
         if (!createDemo || (await applications.ListAsync(ct)).Count > 0 || await operators.AnyAsync(ct))
@@ -85,6 +97,21 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
             throw new StorageConfigurationException("the database has never been initialised: run 'init' first, or correct Storage:ConnectionString");
         }
     }
+
+    private Task<bool> JournalExistsAsync(CancellationToken ct) => db.WithConnectionAsync(async c =>
+    {
+        await using var command = c.CreateCommand();
+        command.CommandText = db.Provider == StorageProvider.Sqlite
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schemaversions' COLLATE NOCASE"
+            : "SELECT COUNT(*) FROM information_schema.tables WHERE lower(table_name) = 'schemaversions' AND table_schema = current_schema()";
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }, ct);
+
+    private string DatabaseName() =>
+        db.Provider == StorageProvider.Sqlite
+            && new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(storage.Value.ConnectionString).DataSource is { Length: > 0 } file
+            ? $"the database '{Path.GetFullPath(file)}'"
+            : "the database";
 
     /// <summary>A connection string the driver cannot read is one line naming the setting (the driver's message names the keyword).</summary>
     private void CheckConnectionString()

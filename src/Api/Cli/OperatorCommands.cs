@@ -86,7 +86,9 @@ public static class OperatorCommands
 
     private static async Task InitAsync(ApplianceInitializer init, IConfiguration configuration, Tls.TlsMaterial? tls, TextWriter stdout)
     {
-        var result = await init.InitializeAsync(createDemo: !string.Equals(configuration["Init:Demo"], "false", StringComparison.OrdinalIgnoreCase));
+        var result = await init.InitializeAsync(
+            createDemo: !string.Equals(configuration["Init:Demo"], "false", StringComparison.OrdinalIgnoreCase),
+            newDatabase: string.Equals(configuration["Init:NewDatabase"], "true", StringComparison.OrdinalIgnoreCase));
         await stdout.WriteLineAsync(result.KeysCreated.Count == 0
             ? "hsm: the token already has its keys"
             : $"hsm: created {string.Join(", ", result.KeysCreated)}");

@@ -44,6 +44,7 @@ public static class ConfigurationCheck
         ("Data:Directory", typeof(string)),
         ("Demo:Enabled", typeof(bool)),
         ("Init:Demo", typeof(bool)),
+        ("Init:NewDatabase", typeof(bool)),
     ];
 
     /// <summary>The host's own settings (ASP.NET Core and the generic host), accepted with any value.</summary>

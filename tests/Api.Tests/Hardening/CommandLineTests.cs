@@ -195,6 +195,27 @@ public sealed class CommandLineTests(InitialisedSite site) : IClassFixture<Initi
     }
 
     [Fact]
+    public async Task Init_on_a_token_that_has_its_keys_refuses_a_new_database_unless_asked()
+    {
+        // Given the site's token, initialised with its own database, and a mistyped path to another
+        var typo = Path.Combine(site.Directory, "tpyo", "devrift.db");
+        string[] settings = ["init", .. site.HsmSettings, $"--Data:Directory={site.Directory}", $"--Storage:ConnectionString=Data Source={typo}"];
+
+        // When init runs against the new path, then it refuses in one line, and no appliance appears there
+        var refused = await Executable.RunAsync(settings);
+        Assert.Equal(2, refused.Exit);
+        Assert.Equal($"devrift: token '{site.Hsm.TokenLabel}' already holds this appliance's keys but the database '{typo}' was never initialised: correct Data:Directory or Storage:ConnectionString, or pass --Init:NewDatabase=true to start an empty appliance on these keys",
+            Assert.Single(refused.StderrLines));
+        Assert.DoesNotContain("operator token", refused.Stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(typo) && new FileInfo(typo).Length > 0, "a database was set up at the mistyped path");
+
+        // And with --Init:NewDatabase=true it sets up the new database on the same keys
+        var asked = await Executable.RunAsync([.. settings, "--Init:NewDatabase=true", "--Init:Demo=false"]);
+        Assert.True(asked.Exit == 0, asked.Stderr);
+        Assert.Contains("hsm: the token already has its keys", asked.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Serve_refuses_an_empty_database_file()
     {
         var empty = Path.Combine(site.Directory, "empty.db");
