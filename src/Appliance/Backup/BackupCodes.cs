@@ -191,6 +191,9 @@ public sealed class BackupCodes(
             throw new MfaException(ErrorCode.InvalidCode, "this backup code was already used", "code");
         }
 
+        // The "a backup code was used" notice is queued in the same transaction: a use is never without its notice.
+        var set = await db.WithConnectionAsync(c => c.QuerySingleAsync<SetRow>(
+            "SELECT id, email, phone, count, created_at AS CreatedAt FROM backup_sets WHERE id = @setId", new { setId = match.SetId }), ct);
         var left = await db.InTransactionAsync(async (c, tx) =>
         {
             var used = await c.ExecuteAsync(
@@ -207,14 +210,15 @@ public sealed class BackupCodes(
                 await audit.AppendAsync(c, tx, record);
             }
 
-            return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM backup_codes WHERE set_id = @set AND used_at IS NULL", new { set = match.SetId }, tx);
+            var remaining = await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM backup_codes WHERE set_id = @set AND used_at IS NULL", new { set = match.SetId }, tx);
+            await OutboxStore.InsertAsync(c, tx, caller.Application.Id, caller.Mode, null, UseNotice(caller, set, (int)remaining), now, now + TimeSpan.FromDays(1));
+            return remaining;
         }, ct);
         if (left < 0)
         {
             throw new MfaException(ErrorCode.InvalidCode, "this backup code was already used", "code");
         }
 
-        await NotifyUseAsync(caller, match.SetId, (int)left, now, ct);
         return now;
     }
 
@@ -249,10 +253,8 @@ public sealed class BackupCodes(
             : new string('*', destination.Length);
     }
 
-    private async Task NotifyUseAsync(ApiCaller caller, string setId, int left, DateTimeOffset now, CancellationToken ct)
+    private List<PendingMessage> UseNotice(ApiCaller caller, SetRow set, int left)
     {
-        var set = await db.WithConnectionAsync(c => c.QuerySingleAsync<SetRow>(
-            "SELECT id, email, phone, count, created_at AS CreatedAt FROM backup_sets WHERE id = @setId", new { setId }), ct);
         var app = caller.Application.Name;
         var text = string.Create(CultureInfo.InvariantCulture,
             $"A backup code for {app} was just used. {left} unused backup code(s) remain. If this was not you, contact {app} at once.");
@@ -269,11 +271,7 @@ public sealed class BackupCodes(
 
         // A live deployment without a provider for the channel cannot deliver the notice; queue only what can go.
         messages.RemoveAll(m => caller.LiveMode && !routing.IsConfigured(m.Channel));
-        await db.InTransactionAsync(async (c, tx) =>
-        {
-            await OutboxStore.InsertAsync(c, tx, caller.Application.Id, caller.Mode, null, messages, now, now + TimeSpan.FromDays(1));
-            return 0;
-        }, ct);
+        return messages;
     }
 
     private static string Owner(ApiCaller caller, string userKey) =>

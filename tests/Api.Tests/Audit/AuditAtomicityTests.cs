@@ -93,15 +93,20 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
             using var refused = await server.VerifyBackupAsync(user, code);
             await refused.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "storage_unavailable");
 
-            // Then no code was used
+            // Then no code was used, and no "a backup code was used" notice queued
             Assert.Equal(unusedBefore, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE user_key = @user AND used_at IS NULL", new { user }));
+            Assert.Empty(await UseNoticesAsync(server, user));
         }
 
         // And the same code verifies afterwards, exactly once
         using var ok = await server.VerifyBackupAsync(user, code);
         await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
         Assert.Equal(unusedBefore - 1, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE user_key = @user AND used_at IS NULL", new { user }));
+        Assert.Single(await UseNoticesAsync(server, user));
     }
+
+    private static async Task<List<OutboxMessage>> UseNoticesAsync(ApplianceServer server, string user) =>
+        (await server.MessagesAsync(user)).Where(m => m.Body.Contains("was just used", StringComparison.Ordinal)).ToList();
 
     private static async Task<long> LastUsedStepAsync(ApplianceServer server, string user)
     {
