@@ -122,12 +122,12 @@ public partial class DevRiftClient
         }
     }
 
-    private static async Task<DevRiftException> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private async Task<DevRiftException> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var retryAfter = response.Headers.RetryAfter switch
         {
             { Delta: { } delta } => delta,
-            { Date: { } date } => date - DateTimeOffset.UtcNow is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero,
+            { Date: { } date } => date - _options.Retry.TimeProvider.GetUtcNow() is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero,
             _ => (TimeSpan?)null,
         };
         var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);

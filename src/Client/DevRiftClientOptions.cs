@@ -149,6 +149,9 @@ public sealed class DevRiftRetryOptions
     /// </summary>
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The clock against which a dated <c>Retry-After</c> is read. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
     internal void Validate()
     {
         if (MaxRetries < 0 || Delay < TimeSpan.Zero || MaxDelay < TimeSpan.Zero)
