@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (SoftHSM2, opensc, oathtool, zbar, curl, openssl, Chromium, PostgreSQL) and runs every test.
+# Installs what the tests need (SoftHSM2, openCryptoki, p11-kit, opensc, oathtool, zbar, curl, openssl, Chromium,
+# PostgreSQL), starts pkcsslotd and PostgreSQL, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,6 +16,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
+# Other PKCS#11 implementations (issue 11): openCryptoki's soft token and p11-kit's RPC forwarding
+command -v pkcsslotd >/dev/null 2>&1 || [ -x /usr/sbin/pkcsslotd ] || need+=(opencryptoki)
+command -v p11-kit >/dev/null 2>&1 || need+=(p11-kit)
+dpkg -L p11-kit-modules 2>/dev/null | grep -q 'p11-kit-client.so$' || need+=(p11-kit-modules)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   $sudo apt-get update -qq
@@ -37,6 +42,13 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
   fi
   export DEVRIFT_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=devrift_test;Password=devrift_test;Database=postgres"
 fi
+
+# ---- PKCS#11 modules (issue 11): two fresh openCryptoki soft tokens (pkcsslotd), the p11-kit RPC client ----
+eval "$($sudo env PATH="$PATH:/usr/sbin" tests/hsm/opencryptoki-tokens.sh)"
+export DEVRIFT_TEST_OPENCRYPTOKI_A DEVRIFT_TEST_OPENCRYPTOKI_B
+DEVRIFT_TEST_P11KIT_CLIENT=$(dpkg -L p11-kit-modules | grep -m1 'p11-kit-client.so$')
+export DEVRIFT_TEST_P11KIT_CLIENT
+# ---- end of PKCS#11 modules ----
 
 # ---- OpenAPI tools (issue 13): Redocly from tools/openapi (npm ci), Kiota from the local tool manifest ----
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {

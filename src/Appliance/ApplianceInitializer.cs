@@ -55,6 +55,11 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
             throw new HsmConfigurationException($"token '{hsm.TokenLabel}' lacks {string.Join(", ", missing)}; run 'init' first");
         }
 
+        if (hsm.KeyProblems() is [var first, ..])
+        {
+            throw new HsmConfigurationException($"token '{hsm.TokenLabel}': {first}");
+        }
+
         CheckInitialised();
         db.Migrate();
     }

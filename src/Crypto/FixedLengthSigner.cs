@@ -16,6 +16,7 @@ namespace DevRift.Hsm.Crypto;
 internal sealed class FixedLengthSigner
 {
     private readonly LowLevel.Pkcs11Library? _library;
+    private volatile bool _highLevelOnly;
 
     public FixedLengthSigner(string modulePath)
     {
@@ -37,7 +38,7 @@ internal sealed class FixedLengthSigner
     /// <summary>HMAC of <paramref name="data"/> with <paramref name="key"/> on <paramref name="session"/>.</summary>
     public byte[] Hmac(ISession session, CKM mechanism, IObjectHandle key, byte[] data)
     {
-        if (_library is null)
+        if (_library is null || _highLevelOnly)
         {
             return session.Sign(HsmContext.Mechanism(mechanism), key, data);
         }
@@ -45,6 +46,18 @@ internal sealed class FixedLengthSigner
         var length = HmacLength(mechanism);
         var ckMechanism = LowLevel.CkmUtils.CreateMechanism(mechanism);
         var rv = _library.C_SignInit(session.SessionId, ref ckMechanism, key.ObjectId);
+        if (rv == CKR.CKR_CRYPTOKI_NOT_INITIALIZED && !_highLevelOnly)
+        {
+            // A module whose second load is a separate instance (p11-kit's RPC client makes a virtual module per
+            // C_GetFunctionList): this view of it was never initialised. Use the high-level call from now on.
+            _highLevelOnly = true;
+        }
+
+        if (_highLevelOnly)
+        {
+            return session.Sign(HsmContext.Mechanism(mechanism), key, data);
+        }
+
         if (rv != CKR.CKR_OK)
         {
             throw new Pkcs11Exception("C_SignInit", rv);

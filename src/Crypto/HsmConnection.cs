@@ -23,6 +23,7 @@ public sealed class HsmConnection : IDisposable
     private readonly Lock _connectLock = new();
     private readonly HsmOperationMetrics _metrics;
     private readonly Lock _keysLock = new();
+    private readonly HsmWorkers _workers;
     private volatile TokenState? _state;
     private long _nextAttemptTicks;
     private long _nextStoreCheck;
@@ -39,8 +40,10 @@ public sealed class HsmConnection : IDisposable
         _module = module;
         _pin = pin;
         _poolSlots = new SemaphoreSlim(options.SessionPoolSize, options.SessionPoolSize);
-        WrapMechanism = ParseWrapMechanism(options.WrapMechanism);
+        WrapScheme = HsmSchemes.ParseWrap(options.WrapMechanism);
+        SealScheme = HsmSchemes.ParseSeal(options.SealMechanism);
         SeedHandles = new SeedHandleCache(options.SeedHandleCacheSize);
+        _workers = new HsmWorkers(options.SessionPoolSize + 2, options.OperationTimeout, options.ReconnectInterval, time);
         _metrics = new HsmOperationMetrics(this);
     }
 
@@ -59,7 +62,17 @@ public sealed class HsmConnection : IDisposable
     /// <summary>The token label this connection serves.</summary>
     public string TokenLabel => _options.TokenLabel;
 
-    internal CKM WrapMechanism { get; }
+    /// <summary>How new seeds are wrapped (<see cref="HsmOptions.WrapMechanism"/>).</summary>
+    public SeedWrapScheme WrapScheme { get; }
+
+    /// <summary>How new blobs are sealed (<see cref="HsmOptions.SealMechanism"/>).</summary>
+    public SealScheme SealScheme { get; }
+
+    /// <summary>
+    /// The mechanism of seeds stored before blobs recorded their scheme: RFC 3394 when that is what is configured, else
+    /// RFC 5649 (the only two there were, and the default).
+    /// </summary>
+    internal CKM LegacyWrapMechanism => WrapScheme == SeedWrapScheme.AesKeyWrap ? CKM.CKM_AES_KEY_WRAP : CKM.CKM_AES_KEY_WRAP_PAD;
 
     internal FixedLengthSigner Signer => _module.Signer;
 
@@ -76,7 +89,16 @@ public sealed class HsmConnection : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var module = Pkcs11Module.Get(options.ModulePath, options.SoftHsmConfig);
         var connection = new HsmConnection(options, time ?? TimeProvider.System, module, options.ResolvePin());
-        connection._state = connection.Connect(startup: true);
+        try
+        {
+            connection._state = connection.Connect(startup: true);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+
         return connection;
     }
 
@@ -137,6 +159,13 @@ public sealed class HsmConnection : IDisposable
     private T Execute<T>(Func<HsmContext, T> operation, bool exclusive, string name)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        // Operations that make or destroy keys get a minute at least: generating an RSA-3072 pair takes seconds.
+        return _workers.Run(abandoned => ExecuteCore(operation, exclusive, name, abandoned), name,
+            exclusive ? TimeSpan.FromTicks(Math.Max(_options.OperationTimeout.Ticks, TimeSpan.FromMinutes(1).Ticks)) : _options.OperationTimeout);
+    }
+
+    private T ExecuteCore<T>(Func<HsmContext, T> operation, bool exclusive, string name, Func<bool> abandoned)
+    {
         var started = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
@@ -169,7 +198,13 @@ public sealed class HsmConnection : IDisposable
             }
             catch (Pkcs11Exception e)
             {
-                throw Classify(e);
+                throw Classify(e, name);
+            }
+            catch (Exception e) when (IsNativeFault(e))
+            {
+                // A module answering with garbage (a length of 2^64-1, a null where a value was promised): not data to use.
+                broken = true;
+                throw new HsmUnavailableException($"HSM operation {name} failed: the module returned something unusable ({e.GetType().Name})", e);
             }
             catch (ObjectDisposedException e) when (state.Epoch != _module.Epoch)
             {
@@ -185,7 +220,8 @@ public sealed class HsmConnection : IDisposable
             {
                 if (pooled is not null)
                 {
-                    Return(pooled, broken || pooled.Generation != state.Generation);
+                    // A call its caller gave up on may have left the session in any state: never hand it out again.
+                    Return(pooled, broken || abandoned() || pooled.Generation != state.Generation);
                 }
 
                 _module.ExitOperation(exclusive);
@@ -198,6 +234,11 @@ public sealed class HsmConnection : IDisposable
     internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        return _workers.Run(_ => ExecuteOnCacheSessionCore(operation, name), name);
+    }
+
+    private T ExecuteOnCacheSessionCore<T>(Func<HsmContext, T> operation, string name)
+    {
         var started = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
@@ -224,7 +265,12 @@ public sealed class HsmConnection : IDisposable
             }
             catch (Pkcs11Exception e)
             {
-                throw Classify(e);
+                throw Classify(e, name);
+            }
+            catch (Exception e) when (IsNativeFault(e))
+            {
+                MarkDown(state, e.GetType().Name);
+                throw new HsmUnavailableException($"HSM operation {name} failed: the module returned something unusable ({e.GetType().Name})", e);
             }
             finally
             {
@@ -235,7 +281,9 @@ public sealed class HsmConnection : IDisposable
 
     /// <summary>
     /// Creates whichever purposes have no key yet, as version 1, generated inside the HSM as token objects:
-    /// sensitive, never extractable, usable only for their purpose. Returns the labels created (none on a
+    /// sensitive, never extractable, usable only for their purpose. A purpose whose current version does not suit the
+    /// configured scheme (an AES seed KEK where <c>CKM_RSA_PKCS_OAEP</c> is configured, a version without the MAC key a
+    /// tagged scheme needs) gets a new version that does, as a rotation would. Returns the labels created (none on a
     /// second run).
     /// </summary>
     public IReadOnlyList<string> InitializeKeys() => ExecuteExclusive(ctx =>
@@ -247,11 +295,10 @@ public sealed class HsmConnection : IDisposable
             var created = new List<string>();
             foreach (var purpose in KeyLabels.All)
             {
-                if (present.Versions(purpose).Count == 0)
+                var versions = present.Versions(purpose);
+                if (versions.Count == 0 || Unsuited(present, purpose) is not null)
                 {
-                    var label = KeyLabels.Label(purpose, 1);
-                    KeyGenerator.Generate(ctx.Session, purpose, label);
-                    created.Add(label);
+                    created.AddRange(KeyGenerator.Generate(ctx.Session, purpose, versions.Count == 0 ? 1 : versions[^1] + 1, WrapScheme, SealScheme));
                 }
             }
 
@@ -262,9 +309,34 @@ public sealed class HsmConnection : IDisposable
     });
 
     /// <summary>
-    /// Creates version N+1 of a purpose's key, generated inside the HSM with the same attributes as <c>init</c>'s; new
-    /// data uses it from now on. N is read from the token itself, not from this process's snapshot, so a rotation
-    /// made elsewhere is continued rather than repeated. Returns its label.
+    /// One line per purpose whose current key does not suit the configured schemes (what to do included); empty when
+    /// every present key does. Purposes with no key at all are not listed (see <see cref="KeyVersions"/>).
+    /// </summary>
+    public IReadOnlyList<string> KeyProblems() => Execute(ctx =>
+        (IReadOnlyList<string>)KeyLabels.All.Where(p => ctx.Keys.Versions(p).Count > 0).Select(p => Unsuited(ctx.Keys, p)).OfType<string>().ToList());
+
+    private string? Unsuited(KeyRing ring, KeyPurpose purpose)
+    {
+        var (version, entry) = ring.CurrentEntry(purpose);
+        var label = KeyLabels.Label(purpose, version);
+        return purpose switch
+        {
+            KeyPurpose.SeedKek when WrapScheme == SeedWrapScheme.RsaOaepHmac && (!entry.IsRsa || entry.Public is null)
+                => $"{label} is not an RSA key pair, which Hsm:WrapMechanism CKM_RSA_PKCS_OAEP needs: run init to create the next version",
+            KeyPurpose.SeedKek when WrapScheme != SeedWrapScheme.RsaOaepHmac && entry.IsRsa
+                => $"{label} is an RSA key pair, which Hsm:WrapMechanism {HsmSchemes.SettingValue(WrapScheme)} cannot use: run init to create the next version",
+            KeyPurpose.SeedKek when HsmSchemes.NeedsMacKey(WrapScheme) && entry.Mac is null
+                => $"{label} has no MAC key ({KeyLabels.MacLabel(purpose, version)}), which Hsm:WrapMechanism {HsmSchemes.SettingValue(WrapScheme)} needs: run init to create the next version",
+            KeyPurpose.Seal when HsmSchemes.NeedsMacKey(SealScheme) && entry.Mac is null
+                => $"{label} has no MAC key ({KeyLabels.MacLabel(purpose, version)}), which Hsm:SealMechanism {HsmSchemes.SettingValue(SealScheme)} needs: run init to create the next version",
+            _ => null,
+        };
+    }
+
+    /// <summary>
+    /// Creates version N+1 of a purpose's key, generated inside the HSM with the same attributes as <c>init</c>'s (and
+    /// of the kind the configured scheme needs); new data uses it from now on. N is read from the token itself, not from
+    /// this process's snapshot, so a rotation made elsewhere is continued rather than repeated. Returns its label.
     /// </summary>
     public string RotateKey(KeyPurpose purpose) => ExecuteExclusive(ctx =>
     {
@@ -272,10 +344,9 @@ public sealed class HsmConnection : IDisposable
         {
             var versions = LoadKeys(ctx.Session).Versions(purpose);
             var next = versions.Count == 0 ? 1 : versions[^1] + 1;
-            var label = KeyLabels.Label(purpose, next);
-            KeyGenerator.Generate(ctx.Session, purpose, label);
+            KeyGenerator.Generate(ctx.Session, purpose, next, WrapScheme, SealScheme);
             Install(ctx.State, LoadKeys(ctx.Session));
-            return label;
+            return KeyLabels.Label(purpose, next);
         }
     });
 
@@ -301,7 +372,11 @@ public sealed class HsmConnection : IDisposable
                 throw new InvalidOperationException($"{KeyLabels.Label(purpose, version)} is the current key and cannot be retired");
             }
 
-            ctx.Session.DestroyObject(ring.Handle(purpose, version));
+            foreach (var obj in ring.Entry(purpose, version).Objects)
+            {
+                ctx.Session.DestroyObject(obj);
+            }
+
             Install(ctx.State, LoadKeys(ctx.Session));
             return true;
         }
@@ -462,6 +537,24 @@ public sealed class HsmConnection : IDisposable
         }
 
         _disposed = true;
+        try
+        {
+            // On an HSM thread, within the deadline: a module that stopped answering must not hold the process's exit.
+            _workers.Run(_ => CloseAll(), nameof(Dispose));
+        }
+        catch (HsmException)
+        {
+            // The module does not answer; its sessions end with the process.
+        }
+
+        _workers.Dispose();
+
+        _poolSlots.Dispose();
+        _metrics.Dispose();
+    }
+
+    private int CloseAll()
+    {
         lock (_connectLock)
         {
             var state = _state;
@@ -485,8 +578,7 @@ public sealed class HsmConnection : IDisposable
             }
         }
 
-        _poolSlots.Dispose();
-        _metrics.Dispose();
+        return 0;
     }
 
     private TokenState EnsureConnected()
@@ -558,6 +650,11 @@ public sealed class HsmConnection : IDisposable
             _storeLost = false;
         }
 
+        if (!startup)
+        {
+            _module.EnsureLoaded();
+        }
+
         // The slot is found and opened under the module's operation lock, so that another connection's re-initialisation
         // (C_Finalize, C_Initialize) cannot run in between and make a present token look absent.
         var opened = OpenUnderOperationLock(startup);
@@ -595,6 +692,12 @@ public sealed class HsmConnection : IDisposable
         ISession? cache = null;
         try
         {
+            if (startup)
+            {
+                // Under the operation lock like every native call (another connection may be re-initialising the module).
+                MechanismProbe.Check(slot, WrapScheme, SealScheme, _options.ModulePath);
+            }
+
             main = slot.OpenSession(SessionType.ReadWrite);
             try
             {
@@ -768,9 +871,9 @@ public sealed class HsmConnection : IDisposable
         {
             // Closing a session the device already dropped.
         }
-        catch (ObjectDisposedException)
+        catch (Exception e) when (e is ObjectDisposedException or HsmUnavailableException || IsNativeFault(e))
         {
-            // The module was re-initialised; the session died with it.
+            // The module was re-initialised (the session died with it), or answers with garbage.
         }
     }
 
@@ -780,19 +883,23 @@ public sealed class HsmConnection : IDisposable
         or CKR.CKR_USER_NOT_LOGGED_IN or CKR.CKR_CRYPTOKI_NOT_INITIALIZED or CKR.CKR_SLOT_ID_INVALID
         or CKR.CKR_OBJECT_HANDLE_INVALID or CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_GENERAL_ERROR;
 
-    private static HsmException Classify(Pkcs11Exception e) => e.RV switch
+    /// <summary>
+    /// What a PKCS#11 error means for the caller: data the HSM refused (a blob that does not unwrap or decrypt), or an HSM
+    /// that cannot serve (everything else, a mechanism or attribute the module does not support included). The message
+    /// names the operation and the CKR, and nothing of the data.
+    /// </summary>
+    private static HsmException Classify(Pkcs11Exception e, string name) => e.RV switch
     {
         CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_WRAPPED_KEY_LEN_RANGE or CKR.CKR_ENCRYPTED_DATA_INVALID
-            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_DATA_LEN_RANGE or CKR.CKR_DATA_INVALID
-            or CKR.CKR_UNWRAPPING_KEY_HANDLE_INVALID or CKR.CKR_ATTRIBUTE_VALUE_INVALID
-            => new HsmDataException($"the HSM refused the data ({e.RV})", e),
-        _ => new HsmUnavailableException($"HSM operation failed ({e.RV})", e),
+            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_UNWRAPPING_KEY_HANDLE_INVALID
+            => new HsmDataException($"the HSM refused the data in {name} ({e.RV})", e),
+        _ => new HsmUnavailableException($"HSM operation {name} failed ({e.RV})", e),
     };
 
-    private static CKM ParseWrapMechanism(string name) =>
-        Enum.TryParse<CKM>(name, ignoreCase: true, out var mechanism) && mechanism is CKM.CKM_AES_KEY_WRAP or CKM.CKM_AES_KEY_WRAP_PAD
-            ? mechanism
-            : throw new HsmConfigurationException($"Hsm:WrapMechanism '{name}' is not CKM_AES_KEY_WRAP_PAD or CKM_AES_KEY_WRAP");
+    /// <summary>Failures from inside Pkcs11Interop's marshalling of what a module returned, never from our own code.</summary>
+    private static bool IsNativeFault(Exception e) => e is OverflowException or OutOfMemoryException or IndexOutOfRangeException
+        or NullReferenceException or InvalidCastException or UnmanagedException or System.Runtime.InteropServices.ExternalException
+        or AccessViolationException;
 
     private sealed record PooledSession(ISession Session, int Generation);
 }
@@ -835,6 +942,8 @@ internal readonly struct HsmContext(HsmConnection connection, ISession session, 
     public int Generation => State.Generation;
 
     public static IMechanism Mechanism(CKM mechanism) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism);
+
+    public static IMechanism Mechanism(CKM mechanism, byte[] parameter) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism, parameter);
 
     /// <summary>An HMAC on this context's session: <c>C_SignInit</c> and one <c>C_Sign</c> into a buffer of the hash's size.</summary>
     public byte[] Hmac(CKM mechanism, IObjectHandle key, byte[] data) => Connection.Signer.Hmac(Session, mechanism, key, data);

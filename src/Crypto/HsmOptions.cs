@@ -36,11 +36,29 @@ public sealed class HsmOptions
     public int SessionPoolSize { get; set; } = Math.Max(4, Environment.ProcessorCount * 2);
 
     /// <summary>
-    /// Mechanism that wraps TOTP seeds under the seed KEK: <c>CKM_AES_KEY_WRAP_PAD</c> (RFC 5649, SoftHSM2)
-    /// or <c>CKM_AES_KEY_WRAP</c> (RFC 3394; seeds must then be a multiple of 8 bytes). Vendors differ.
+    /// Mechanism that wraps TOTP seeds under the seed KEK: <c>CKM_AES_KEY_WRAP_PAD</c> (RFC 5649; the default),
+    /// <c>CKM_AES_KEY_WRAP</c> (RFC 3394; seeds must then be a multiple of 8 bytes), <c>CKM_AES_CBC_PAD</c> (with an
+    /// HMAC-SHA256 tag under a MAC key of the KEK's version) or <c>CKM_RSA_PKCS_OAEP</c> (an RSA-3072 KEK, with the same
+    /// tag). Each blob records its scheme, so seeds wrapped before a change keep working. Modules differ in what they
+    /// offer; start-up names what is missing.
     /// </summary>
     [Required]
     public string WrapMechanism { get; set; } = "CKM_AES_KEY_WRAP_PAD";
+
+    /// <summary>
+    /// Mechanism that seals outbox bodies under the seal key: <c>CKM_AES_GCM</c> (the default), <c>CKM_AES_CBC_PAD</c>
+    /// (with an HMAC-SHA256 tag under the seal version's MAC key) or <c>CKM_AES_ECB</c> (AES-CTR whose key stream the HSM
+    /// computes, with the same tag; for modules that forward nothing better). Each blob records its scheme.
+    /// </summary>
+    [Required]
+    public string SealMechanism { get; set; } = "CKM_AES_GCM";
+
+    /// <summary>
+    /// Longest an HSM operation may take. Past it the request gets 503 <c>hsm_unavailable</c>, the session is discarded
+    /// when the call returns, and further operations fail fast until the module answers again. Default 5 s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Most unwrapped seeds kept as session objects in the HSM (least recently used are destroyed first).</summary>
     [Range(1, 1_000_000)]

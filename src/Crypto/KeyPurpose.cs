@@ -59,6 +59,20 @@ public static class KeyLabels
     public static string Label(KeyPurpose purpose, int version) =>
         string.Create(CultureInfo.InvariantCulture, $"devrift.{Name(purpose)}.v{version}");
 
+    /// <summary>
+    /// The label of a version's own HMAC key, for schemes that tag their blobs (<c>devrift.seed-kek.v2.mac</c>): a key
+    /// of its own, made, rotated and retired with the version it belongs to.
+    /// </summary>
+    public static string MacLabel(KeyPurpose purpose, int version) => Label(purpose, version) + ".mac";
+
+    /// <summary>Parses <c>devrift.&lt;purpose&gt;.v&lt;N&gt;.mac</c>; false for any other label.</summary>
+    public static bool TryParseMacLabel(string label, out KeyPurpose purpose, out int version)
+    {
+        purpose = default;
+        version = 0;
+        return label.EndsWith(".mac", StringComparison.Ordinal) && TryParseLabel(label[..^4], out purpose, out version);
+    }
+
     /// <summary>Parses <c>devrift.&lt;purpose&gt;.v&lt;N&gt;</c>; false for any other label.</summary>
     public static bool TryParseLabel(string label, out KeyPurpose purpose, out int version)
     {

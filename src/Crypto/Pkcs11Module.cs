@@ -21,7 +21,7 @@ internal sealed partial class Pkcs11Module
     private readonly Lock _lock = new();
     private readonly ReaderWriterLockSlim _inUse = new(LockRecursionPolicy.SupportsRecursion);
     private readonly string _path;
-    private IPkcs11Library _library;
+    private IPkcs11Library? _library;
     private int _epoch;
 
     private Pkcs11Module(string path)
@@ -33,7 +33,39 @@ internal sealed partial class Pkcs11Module
 
     public static Pkcs11InteropFactories Factories { get; } = new();
 
-    public IPkcs11Library Library => Volatile.Read(ref _library);
+    /// <summary>The initialised module; after a failed re-initialisation, <see cref="HsmUnavailableException"/> until <see cref="EnsureLoaded"/> succeeds.</summary>
+    public IPkcs11Library Library => Volatile.Read(ref _library) ?? throw new HsmUnavailableException($"PKCS#11 module '{_path}' is not initialised");
+
+    /// <summary>
+    /// Initialises the module again when an earlier re-initialisation failed (a network HSM that refused connections at
+    /// that moment): the layer keeps trying, at the connection's reconnect pace, until the module serves again.
+    /// </summary>
+    public void EnsureLoaded()
+    {
+        if (Volatile.Read(ref _library) is not null)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (_library is not null)
+            {
+                return;
+            }
+
+            _inUse.EnterWriteLock();
+            try
+            {
+                _library = LoadAtRunTime(_path);
+                Interlocked.Increment(ref _epoch);
+            }
+            finally
+            {
+                _inUse.ExitWriteLock();
+            }
+        }
+    }
 
     /// <summary>HMACs without a length query (the same module through the low-level API).</summary>
     public FixedLengthSigner Signer { get; }
@@ -125,20 +157,36 @@ internal sealed partial class Pkcs11Module
             {
                 try
                 {
-                    _library.Dispose();
+                    _library?.Dispose();
                 }
-                catch (Pkcs11Exception)
+                catch (Exception e) when (e is Pkcs11Exception or ObjectDisposedException)
                 {
                     // C_Finalize of a module that already lost its device: the new C_Initialize is what matters.
                 }
 
-                _library = Load(_path);
+                // Whatever happens next, the sessions of the old initialisation are gone.
+                _library = null;
+                Interlocked.Increment(ref _epoch);
+                _library = LoadAtRunTime(_path);
                 Interlocked.Increment(ref _epoch);
             }
             finally
             {
                 _inUse.ExitWriteLock();
             }
+        }
+    }
+
+    /// <summary>As <see cref="Load"/>, but a module that fails to initialise now is unavailable, not misconfigured: it loaded before.</summary>
+    private static IPkcs11Library LoadAtRunTime(string path)
+    {
+        try
+        {
+            return Load(path);
+        }
+        catch (HsmConfigurationException e)
+        {
+            throw new HsmUnavailableException(e.Message, e.InnerException);
         }
     }
 

@@ -1,33 +1,52 @@
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
 
 namespace DevRift.Hsm.Crypto;
 
 /// <summary>
-/// AES-256-GCM sealing with the HSM seal key, for secrets at rest for a short while (outbox bodies). Format:
-/// <c>0x01 ‖ key version (4, BE) ‖ IV (12) ‖ ciphertext ‖ tag (16)</c>; the header and the caller's context
-/// are authenticated, so a blob moved to another row does not open.
+/// Sealing under the HSM seal key, for secrets at rest for a short while (outbox bodies), with the configured scheme
+/// (<see cref="HsmOptions.SealMechanism"/>). Every blob starts with its scheme and key version, so blobs sealed before a
+/// change of scheme still open. The header and the caller's context are authenticated, so a blob moved to another
+/// row does not open:
+/// <list type="bullet">
+/// <item><c>0x01 ‖ version (4, BE) ‖ IV (12) ‖ ciphertext ‖ tag (16)</c>: AES-256-GCM, header and context as AAD.</item>
+/// <item><c>0x02 ‖ version ‖ IV (16) ‖ ciphertext ‖ HMAC (32)</c>: AES-256-CBC-PAD, then HMAC-SHA256 under the version's MAC key.</item>
+/// <item><c>0x03 ‖ version ‖ counter (16) ‖ ciphertext ‖ HMAC (32)</c>: AES-256-CTR from the HSM's AES-ECB, then the same HMAC.</item>
+/// </list>
+/// The HMAC covers the header, the context's length and bytes, and the ciphertext, and is checked before anything is
+/// decrypted.
 /// </summary>
 public sealed class Sealer(HsmConnection hsm)
 {
-    private const byte Format = 1;
-    private const int HeaderLength = 1 + 4 + 12;
+    private const int VersionEnd = 1 + 4;
+    private const int MacLength = 32;
 
     /// <summary>Seals <paramref name="plaintext"/> bound to <paramref name="context"/> (e.g. the row id).</summary>
     public byte[] Seal(byte[] plaintext, string context)
     {
         ArgumentNullException.ThrowIfNull(plaintext);
+        var scheme = hsm.SealScheme;
         return hsm.Execute<byte[]>(ctx =>
         {
-            var (version, key) = ctx.Keys.Current(KeyPurpose.Seal);
-            var header = new byte[HeaderLength];
-            header[0] = Format;
+            var (version, entry) = ctx.Keys.CurrentEntry(KeyPurpose.Seal);
+            var header = new byte[VersionEnd + IvLength(scheme)];
+            header[0] = (byte)scheme;
             BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(1), version);
-            var iv = ctx.Session.GenerateRandom(12);
-            iv.CopyTo(header, 5);
-            var mechanism = GcmMechanism(iv, Aad(header, context));
-            var body = ctx.Session.Encrypt(mechanism, key, plaintext);
-            return [.. header, .. body];
+            ctx.Session.GenerateRandom(IvLength(scheme)).CopyTo(header, VersionEnd);
+            var iv = header[VersionEnd..];
+            switch (scheme)
+            {
+                case SealScheme.AesGcm:
+                    return [.. header, .. ctx.Session.Encrypt(GcmMechanism(iv, Aad(header, context)), entry.Handle, plaintext)];
+                case SealScheme.AesCbcPadHmac:
+                    byte[] cbc = [.. header, .. ctx.Session.Encrypt(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), entry.Handle, plaintext)];
+                    return [.. cbc, .. Mac(ctx, entry.MacKey(KeyPurpose.Seal, version), cbc, header.Length, context)];
+                default:
+                    byte[] ctr = [.. header, .. Ctr(ctx, entry.Handle, iv, plaintext)];
+                    return [.. ctr, .. Mac(ctx, entry.MacKey(KeyPurpose.Seal, version), ctr, header.Length, context)];
+            }
         });
     }
 
@@ -35,22 +54,44 @@ public sealed class Sealer(HsmConnection hsm)
     public byte[] Open(byte[] sealedBlob, string context)
     {
         ArgumentNullException.ThrowIfNull(sealedBlob);
-        if (sealedBlob.Length < HeaderLength + 16 || sealedBlob[0] != Format)
+        if (sealedBlob.Length < VersionEnd || !Enum.IsDefined((SealScheme)sealedBlob[0]))
+        {
+            throw new HsmDataException("not a sealed blob");
+        }
+
+        var scheme = (SealScheme)sealedBlob[0];
+        var headerLength = VersionEnd + IvLength(scheme);
+        var tagLength = scheme == SealScheme.AesGcm ? 16 : MacLength;
+        if (sealedBlob.Length < headerLength + tagLength)
         {
             throw new HsmDataException("not a sealed blob");
         }
 
         var version = BinaryPrimitives.ReadInt32BigEndian(sealedBlob.AsSpan(1));
-        var header = sealedBlob[..HeaderLength];
-        var iv = sealedBlob[5..HeaderLength];
+        var header = sealedBlob[..headerLength];
+        var iv = sealedBlob[VersionEnd..headerLength];
         return hsm.Execute(ctx =>
         {
-            var key = ctx.Keys.Handle(KeyPurpose.Seal, version);
+            var entry = ctx.Keys.Entry(KeyPurpose.Seal, version);
             try
             {
-                return ctx.Session.Decrypt(GcmMechanism(iv, Aad(header, context)), key, sealedBlob[HeaderLength..]);
+                if (scheme == SealScheme.AesGcm)
+                {
+                    return ctx.Session.Decrypt(GcmMechanism(iv, Aad(header, context)), entry.Handle, sealedBlob[headerLength..]);
+                }
+
+                var body = sealedBlob[..^MacLength];
+                if (!CryptographicOperations.FixedTimeEquals(Mac(ctx, entry.MacKey(KeyPurpose.Seal, version), body, headerLength, context), sealedBlob.AsSpan(body.Length)))
+                {
+                    throw new HsmDataException("the sealed blob does not open (its HMAC does not verify)");
+                }
+
+                var ciphertext = body[headerLength..];
+                return scheme == SealScheme.AesCbcPadHmac
+                    ? ctx.Session.Decrypt(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), entry.Handle, ciphertext)
+                    : Ctr(ctx, entry.Handle, iv, ciphertext);
             }
-            catch (Net.Pkcs11Interop.Common.Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
+            catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
             {
                 throw new HsmDataException($"the sealed blob does not open ({e.RV})", e);
             }
@@ -61,9 +102,51 @@ public sealed class Sealer(HsmConnection hsm)
     public static int VersionOf(byte[] sealedBlob) =>
         sealedBlob is { Length: >= 5 } ? BinaryPrimitives.ReadInt32BigEndian(sealedBlob.AsSpan(1)) : 0;
 
+    private static int IvLength(SealScheme scheme) => scheme == SealScheme.AesGcm ? 12 : 16;
+
     private static byte[] Aad(byte[] header, string context) => [.. header, .. System.Text.Encoding.UTF8.GetBytes(context)];
 
-    private static Net.Pkcs11Interop.HighLevelAPI.IMechanism GcmMechanism(byte[] iv, byte[] aad)
+    // HMAC over header ‖ context length (4, BE) ‖ context ‖ ciphertext: the length keeps bytes from moving between the
+    // context and the ciphertext.
+    private static byte[] Mac(HsmContext ctx, IObjectHandle key, byte[] headerAndCiphertext, int headerLength, string context)
+    {
+        var contextBytes = System.Text.Encoding.UTF8.GetBytes(context);
+        var input = new byte[headerAndCiphertext.Length + 4 + contextBytes.Length];
+        headerAndCiphertext.AsSpan(0, headerLength).CopyTo(input);
+        BinaryPrimitives.WriteInt32BigEndian(input.AsSpan(headerLength), contextBytes.Length);
+        contextBytes.CopyTo(input, headerLength + 4);
+        headerAndCiphertext.AsSpan(headerLength).CopyTo(input.AsSpan(headerLength + 4 + contextBytes.Length));
+        return ctx.Hmac(CKM.CKM_SHA256_HMAC, key, input);
+    }
+
+    /// <summary>AES-CTR (SP 800-38A): the HSM encrypts the counter blocks with AES-ECB; the key stream is XORed here.</summary>
+    private static byte[] Ctr(HsmContext ctx, IObjectHandle key, byte[] initialCounter, byte[] input)
+    {
+        var blocks = (input.Length + 15) / 16;
+        var counters = new byte[Math.Max(blocks, 1) * 16];
+        var counter = BinaryPrimitives.ReadUInt128BigEndian(initialCounter);
+        for (var i = 0; i < blocks; i++)
+        {
+            BinaryPrimitives.WriteUInt128BigEndian(counters.AsSpan(i * 16), counter + (UInt128)i);
+        }
+
+        var stream = ctx.Session.Encrypt(HsmContext.Mechanism(CKM.CKM_AES_ECB), key, counters);
+        if (stream.Length != counters.Length)
+        {
+            throw new Pkcs11Exception("C_Encrypt", CKR.CKR_DEVICE_ERROR);
+        }
+
+        var output = new byte[input.Length];
+        for (var i = 0; i < input.Length; i++)
+        {
+            output[i] = (byte)(input[i] ^ stream[i]);
+        }
+
+        CryptographicOperations.ZeroMemory(stream);
+        return output;
+    }
+
+    private static IMechanism GcmMechanism(byte[] iv, byte[] aad)
     {
         var parameters = Pkcs11Module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, 96, aad, 128);
         return Pkcs11Module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);

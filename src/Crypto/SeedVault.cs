@@ -29,7 +29,10 @@ public sealed class SeedVault(HsmConnection hsm)
     /// <summary>Fresh seed bytes from the HSM. The caller shows them once (QR code) and zeroes the buffer.</summary>
     public byte[] GenerateSeed(OtpHashMode mode) => hsm.Execute(ctx => ctx.Session.GenerateRandom(SeedLength(mode)));
 
-    /// <summary>Wraps a seed under the current seed KEK. The seed enters the HSM as a short-lived session object.</summary>
+    /// <summary>
+    /// Wraps a seed under the current seed KEK with the configured scheme (<see cref="HsmOptions.WrapMechanism"/>). The
+    /// seed enters the HSM as a short-lived session object.
+    /// </summary>
     public WrappedSeed Wrap(ReadOnlySpan<byte> seed)
     {
         if (seed.Length < 16)
@@ -42,7 +45,6 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             return hsm.Execute(ctx =>
             {
-                var (version, kek) = ctx.Keys.Current(KeyPurpose.SeedKek);
                 var obj = ctx.Session.CreateObject([
                     HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
                     HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
@@ -55,7 +57,7 @@ public sealed class SeedVault(HsmConnection hsm)
                 ]);
                 try
                 {
-                    return new WrappedSeed(version, ctx.Session.WrapKey(HsmContext.Mechanism(hsm.WrapMechanism), kek, obj));
+                    return WrapCurrent(ctx, obj);
                 }
                 finally
                 {
@@ -75,28 +77,15 @@ public sealed class SeedVault(HsmConnection hsm)
         ArgumentNullException.ThrowIfNull(seed);
         return hsm.Execute(ctx =>
         {
-            var (version, kek) = ctx.Keys.Current(KeyPurpose.SeedKek);
-            if (version == seed.KekVersion)
+            if (ctx.Keys.Current(KeyPurpose.SeedKek).Version == seed.KekVersion)
             {
                 return seed;
             }
 
-            IObjectHandle obj;
+            var obj = UnwrapObject(ctx, seed, extractable: true);
             try
             {
-                obj = ctx.Session.UnwrapKey(
-                    HsmContext.Mechanism(hsm.WrapMechanism),
-                    ctx.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion),
-                    seed.Blob,
-                    UnwrapTemplate(extractable: true));
-            }
-            catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
-            {
-                throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
-            }
-            try
-            {
-                return new WrappedSeed(version, ctx.Session.WrapKey(HsmContext.Mechanism(hsm.WrapMechanism), kek, obj));
+                return WrapCurrent(ctx, obj);
             }
             finally
             {
@@ -104,6 +93,123 @@ public sealed class SeedVault(HsmConnection hsm)
             }
         });
     }
+
+    /// <summary>The scheme a stored blob was wrapped with (legacy blobs, from before schemes were recorded, are RFC 3394/5649).</summary>
+    public static SeedWrapScheme? SchemeOf(WrappedSeed seed)
+    {
+        ArgumentNullException.ThrowIfNull(seed);
+        return seed.Blob.Length % 8 == 0 ? null : seed.Blob.Length > 0 && Enum.IsDefined((SeedWrapScheme)seed.Blob[0]) ? (SeedWrapScheme)seed.Blob[0] : null;
+    }
+
+    // Blob: scheme (1) ‖ body ‖ tag (32, for tagged schemes). Every such blob is 1 mod 8 bytes long, where the RFC
+    // 3394/5649 output stored before schemes were recorded is a multiple of 8: that is how the two are told apart.
+    private WrappedSeed WrapCurrent(HsmContext ctx, IObjectHandle obj)
+    {
+        var scheme = hsm.WrapScheme;
+        var (version, kek) = ctx.Keys.CurrentEntry(KeyPurpose.SeedKek);
+        byte[] body = scheme switch
+        {
+            SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.WrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, obj),
+            SeedWrapScheme.AesCbcPadHmac => CbcWrap(ctx, kek.Handle, obj),
+            SeedWrapScheme.RsaOaepHmac => ctx.Session.WrapKey(OaepMechanism(),
+                kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init"), obj),
+            _ => throw new InvalidOperationException(),
+        };
+        byte[] blob = [(byte)scheme, .. body];
+        if (HsmSchemes.NeedsMacKey(scheme))
+        {
+            blob = [.. blob, .. Tag(ctx, kek.MacKey(KeyPurpose.SeedKek, version), version, blob)];
+        }
+
+        return new WrappedSeed(version, blob);
+    }
+
+    private static byte[] CbcWrap(HsmContext ctx, IObjectHandle kek, IObjectHandle obj)
+    {
+        var iv = ctx.Session.GenerateRandom(16);
+        return [.. iv, .. ctx.Session.WrapKey(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), kek, obj)];
+    }
+
+    /// <summary>Unwraps a stored seed into a session object; a blob that fails its tag or the HSM's check is <see cref="HsmDataException"/>.</summary>
+    private IObjectHandle UnwrapObject(HsmContext ctx, WrappedSeed seed, bool extractable)
+    {
+        try
+        {
+            return UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: true));
+        }
+        catch (HsmUnavailableException e) when (extractable && e.InnerException is Pkcs11Exception { RV: CKR.CKR_ATTRIBUTE_READ_ONLY })
+        {
+            // openCryptoki refuses CKA_EXTRACTABLE in an unwrap template (its default for an unwrapped key is true).
+            return UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: false));
+        }
+    }
+
+    private IObjectHandle UnwrapObject(HsmContext ctx, WrappedSeed seed, List<IObjectAttribute> template)
+    {
+        var blob = seed.Blob;
+        try
+        {
+            if (blob.Length % 8 == 0)
+            {
+                return ctx.Session.UnwrapKey(HsmContext.Mechanism(hsm.LegacyWrapMechanism), ctx.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion), blob, template);
+            }
+
+            var scheme = SchemeOf(seed) ?? throw new HsmDataException("not a wrapped seed");
+            var kek = ctx.Keys.Entry(KeyPurpose.SeedKek, seed.KekVersion);
+            var body = blob.AsSpan(1);
+            if (HsmSchemes.NeedsMacKey(scheme))
+            {
+                if (blob.Length < 1 + TagLength + 16
+                    || !CryptographicOperations.FixedTimeEquals(Tag(ctx, kek.MacKey(KeyPurpose.SeedKek, seed.KekVersion), seed.KekVersion, blob[..^TagLength]), blob.AsSpan(blob.Length - TagLength)))
+                {
+                    throw new HsmDataException("the wrapped seed's tag does not verify");
+                }
+
+                body = body[..^TagLength];
+            }
+
+            if (kek.IsRsa != (scheme == SeedWrapScheme.RsaOaepHmac))
+            {
+                throw new HsmDataException($"the wrapped seed's scheme does not match {KeyLabels.Label(KeyPurpose.SeedKek, seed.KekVersion)}");
+            }
+
+            return scheme switch
+            {
+                SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.UnwrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, body.ToArray(), template),
+                SeedWrapScheme.AesCbcPadHmac => ctx.Session.UnwrapKey(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, body[..16].ToArray()), kek.Handle, body[16..].ToArray(), template),
+                SeedWrapScheme.RsaOaepHmac => ctx.Session.UnwrapKey(OaepMechanism(), kek.Handle, body.ToArray(), template),
+                _ => throw new HsmDataException("not a wrapped seed"),
+            };
+        }
+        catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
+        {
+            throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
+        }
+        catch (Pkcs11Exception e) when (e.RV == CKR.CKR_ATTRIBUTE_READ_ONLY)
+        {
+            throw new HsmUnavailableException($"HSM operation UnwrapKey failed ({e.RV})", e);
+        }
+    }
+
+    private const int TagLength = 32;
+
+    // The tag binds the blob to the KEK version stored beside it: a blob moved under another version does not verify.
+    private static byte[] Tag(HsmContext ctx, IObjectHandle mac, int kekVersion, byte[] blob)
+    {
+        var input = new byte[TagDomain.Length + 4 + blob.Length];
+        TagDomain.CopyTo(input, 0);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(input.AsSpan(TagDomain.Length), kekVersion);
+        blob.CopyTo(input, TagDomain.Length + 4);
+        return ctx.Hmac(CKM.CKM_SHA256_HMAC, mac, input);
+    }
+
+    private static readonly byte[] TagDomain = "devrift.seed-wrap.v1\0"u8.ToArray();
+
+    // SHA-1 with MGF1-SHA-1: the OAEP parameters SoftHSM2 accepts (and p11-kit forwards); OAEP's security does not rest
+    // on SHA-1's collision resistance.
+    private static IMechanism OaepMechanism() => Pkcs11Module.Factories.MechanismFactory.Create(
+        CKM.CKM_RSA_PKCS_OAEP,
+        Pkcs11Module.Factories.MechanismParamsFactory.CreateCkRsaPkcsOaepParams((ulong)CKM.CKM_SHA_1, (ulong)CKG.CKG_MGF1_SHA1, (ulong)CKZ.CKZ_DATA_SPECIFIED, null));
 
     /// <summary>HMAC of <paramref name="data"/> with the wrapped seed, computed in the HSM (one <c>C_Sign</c> on a cached handle).</summary>
     public byte[] ComputeHmac(WrappedSeed seed, OtpHashMode mode, byte[] data)
@@ -160,17 +266,7 @@ public sealed class SeedVault(HsmConnection hsm)
                 return again;
             }
 
-            var kek = cache.Keys.Handle(KeyPurpose.SeedKek, seed.KekVersion);
-            IObjectHandle created;
-            try
-            {
-                created = cache.Session.UnwrapKey(HsmContext.Mechanism(hsm.WrapMechanism), kek, seed.Blob, UnwrapTemplate(extractable: false));
-            }
-            catch (Pkcs11Exception e) when (HsmContext.IsBadData(cache, e))
-            {
-                throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
-            }
-
+            var created = UnwrapObject(cache, seed, extractable: false);
             return hsm.SeedHandles.Add(key, cache.Generation, created, toDestroy);
         });
         Destroy(toDestroy);
@@ -202,14 +298,14 @@ public sealed class SeedVault(HsmConnection hsm)
         });
     }
 
-    private static List<IObjectAttribute> UnwrapTemplate(bool extractable) =>
+    private static List<IObjectAttribute> UnwrapTemplate(bool extractable, bool explicitExtractable = true) =>
     [
         HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
         HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
         HsmContext.Attribute(CKA.CKA_TOKEN, false),
         HsmContext.Attribute(CKA.CKA_PRIVATE, true),
         HsmContext.Attribute(CKA.CKA_SENSITIVE, true),
-        HsmContext.Attribute(CKA.CKA_EXTRACTABLE, extractable),
+        .. explicitExtractable || !extractable ? [HsmContext.Attribute(CKA.CKA_EXTRACTABLE, extractable)] : Array.Empty<IObjectAttribute>(),
         HsmContext.Attribute(CKA.CKA_SIGN, true),
         HsmContext.Attribute(CKA.CKA_VERIFY, false),
         HsmContext.Attribute(CKA.CKA_ENCRYPT, false),

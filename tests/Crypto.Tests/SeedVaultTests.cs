@@ -29,8 +29,15 @@ public sealed class SeedVaultTests(InitialisedToken token) : IClassFixture<Initi
         Assert.Equal(ReferenceOtp.Hmac(mode, seed, s_counter), counterMac);
         Assert.Equal(ReferenceOtp.Hmac(mode, seed, message), messageMac);
         Assert.Equal(1, wrapped.KekVersion);
-        Assert.Equal(((seedLength + 7) / 8 * 8) + 8, wrapped.Blob.Length); // RFC 5649: padded to 8 bytes, plus the integrity block
+        // The scheme byte, then RFC 5649: padded to 8 bytes, plus the integrity block
+        Assert.Equal((byte)SeedWrapScheme.AesKeyWrapPad, wrapped.Blob[0]);
+        Assert.Equal(1 + ((seedLength + 7) / 8 * 8) + 8, wrapped.Blob.Length);
         Assert.False(wrapped.Blob.AsSpan().IndexOf(seed.AsSpan(0, 8)) >= 0);
+
+        // And a blob stored before blobs recorded their scheme (the bare RFC 5649 output) still serves
+        var legacy = new WrappedSeed(1, wrapped.Blob[1..]);
+        Assert.Null(SeedVault.SchemeOf(legacy));
+        Assert.Equal(ReferenceOtp.Hmac(mode, seed, message), vault.ComputeHmac(legacy, mode, message));
     }
 
     [Fact]

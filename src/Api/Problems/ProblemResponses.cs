@@ -32,6 +32,9 @@ public static class ProblemResponses
     {
         MfaException m => m,
         HsmUnavailableException or HsmConfigurationException => new MfaException(ErrorCode.HsmUnavailable, "the HSM cannot serve this request now; try again shortly"),
+        // Stored data the HSM refuses (a wrapped seed that fails its check, a key version no longer on the token) is the
+        // appliance's to fix, not the caller's: 503 like any other HSM failure, never a bare 500; the log names it.
+        HsmDataException => new MfaException(ErrorCode.HsmUnavailable, "the HSM refused data stored for this request; the operator's log names it"),
         StorageUnavailableException => new MfaException(ErrorCode.StorageUnavailable, "the database cannot serve this request now; try again shortly"),
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new MfaException(ErrorCode.PayloadTooLarge, $"the body is larger than {RequestBody.MaxBytes} bytes"),
         BadHttpRequestException => new MfaException(ErrorCode.InvalidRequest, "the request could not be read"),
@@ -94,7 +97,8 @@ public sealed partial class ProblemExceptionHandler(ILogger<ProblemExceptionHand
         }
         else if (problem.Error.Kind == ErrorKind.Unavailable)
         {
-            LogUnavailable(logger, problem.Error.Code, exception is StorageUnavailableException ? exception.Message : exception.GetType().Name);
+            // Messages of the storage and HSM layers name the operation and the driver's or module's code, never data.
+            LogUnavailable(logger, problem.Error.Code, exception is StorageUnavailableException or HsmException ? $"{exception.GetType().Name}: {exception.Message}" : exception.GetType().Name);
         }
 
         await ProblemResponses.WriteAsync(httpContext, problem);
@@ -104,6 +108,6 @@ public sealed partial class ProblemExceptionHandler(ILogger<ProblemExceptionHand
     [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "Unhandled {ExceptionType} on {Path}")]
     private static partial void LogUnhandled(ILogger logger, string exceptionType, string path);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Failing closed: {Code} ({ExceptionType})")]
-    private static partial void LogUnavailable(ILogger logger, string code, string exceptionType);
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Failing closed: {Code} ({Reason})")]
+    private static partial void LogUnavailable(ILogger logger, string code, string reason);
 }

@@ -84,9 +84,9 @@ public sealed class ApplianceServer : IAsyncDisposable
     /// </summary>
     public static async Task<ApplianceServer> StartAsync(Db db = Db.Sqlite, bool fakeClock = false, IDictionary<string, string?>? settings = null,
         Action<WebApplicationBuilder>? configure = null, Func<string, IDictionary<string, string?>>? dataDirectorySettings = null,
-        Func<HttpMessageHandler>? clientHandler = null, ApplianceServer? sameSiteAs = null)
+        Func<HttpMessageHandler>? clientHandler = null, ApplianceServer? sameSiteAs = null, HsmOptions? hsmOptions = null)
     {
-        var hsm = sameSiteAs?.Hsm ?? SoftHsmTokens.CreateToken();
+        var hsm = sameSiteAs?.Hsm ?? hsmOptions ?? SoftHsmTokens.CreateToken();
         var directory = Path.Combine(Path.GetTempPath(), "devrift-api-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         string? pgDatabase = null;
@@ -121,6 +121,8 @@ public sealed class ApplianceServer : IAsyncDisposable
             $"--Hsm:TokenLabel={hsm.TokenLabel}",
             $"--Hsm:Pin={hsm.Pin}",
             $"--Hsm:SoftHsmConfig={hsm.SoftHsmConfig}",
+            $"--Hsm:WrapMechanism={hsm.WrapMechanism}",
+            $"--Hsm:SealMechanism={hsm.SealMechanism}",
             "--Hsm:ReconnectInterval=00:00:00.200",
             "--Logging:LogLevel:Default=Warning",
             "--Logging:Console:FormatterName=simple",
