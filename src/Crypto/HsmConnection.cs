@@ -126,13 +126,20 @@ public sealed class HsmConnection : IDisposable
         _ = EnsureConnected();
     }
 
-    /// <summary>True when a keyed HSM operation succeeds now (an HMAC with the current lookup key).</summary>
+    /// <summary>
+    /// True when the configured mechanisms work now: an HMAC with the current lookup key, a seal and open of one byte
+    /// with the configured sealing scheme, and a throwaway seed wrapped and unwrapped with the configured wrap scheme.
+    /// For readiness: false while any mechanism the appliance needs fails, not only while the token is gone.
+    /// </summary>
     public bool Probe()
     {
         try
         {
             Execute(static ctx => ctx.Hmac(CKM.CKM_SHA256_HMAC, ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]));
-            return true;
+            var sealer = new Sealer(this);
+            var vault = new SeedVault(this);
+            return sealer.Open(sealer.Seal([1], "readyz"), "readyz") is [1]
+                && vault.ProbeRoundTrip();
         }
         catch (HsmException)
         {
@@ -296,6 +303,11 @@ public sealed class HsmConnection : IDisposable
             foreach (var purpose in KeyLabels.All)
             {
                 var versions = present.Versions(purpose);
+                if (versions.Count > 0 && present.CurrentEntry(purpose).Entry.Exposed)
+                {
+                    throw new HsmConfigurationException($"token '{_options.TokenLabel}': {Unsuited(present, purpose)}");
+                }
+
                 if (versions.Count == 0 || Unsuited(present, purpose) is not null)
                 {
                     created.AddRange(KeyGenerator.Generate(ctx.Session, purpose, versions.Count == 0 ? 1 : versions[^1] + 1, WrapScheme, SealScheme));
@@ -319,6 +331,12 @@ public sealed class HsmConnection : IDisposable
     {
         var (version, entry) = ring.CurrentEntry(purpose);
         var label = KeyLabels.Label(purpose, version);
+        if (entry.Exposed)
+        {
+            // A design property that cannot hold with such a key: refused, never used.
+            return $"{label} can leave the HSM (it is extractable or not sensitive): recreate it with CKA_SENSITIVE=true and CKA_EXTRACTABLE=false";
+        }
+
         return purpose switch
         {
             KeyPurpose.SeedKek when WrapScheme == SeedWrapScheme.RsaOaepHmac && (!entry.IsRsa || entry.Public is null)

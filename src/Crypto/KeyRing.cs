@@ -70,8 +70,21 @@ internal sealed class KeyRing
 
         var entries = main.ToDictionary(
             m => m.Key,
-            m => new KeyEntry(m.Value, publics.GetValueOrDefault(m.Key), macs.GetValueOrDefault(m.Key), rsa.Contains(m.Key)));
+            m => new KeyEntry(m.Value, publics.GetValueOrDefault(m.Key), macs.GetValueOrDefault(m.Key), rsa.Contains(m.Key))
+            {
+                Exposed = Exposed(session, m.Value) || (macs.GetValueOrDefault(m.Key) is { } mac && Exposed(session, mac)),
+            });
         return new KeyRing(entries, loadedAt);
+    }
+
+    /// <summary>
+    /// Whether a key could leave the HSM in the clear (extractable, or not sensitive): never the case for keys this
+    /// appliance generates, possible for keys made with a vendor's tool and adopted by label.
+    /// </summary>
+    private static bool Exposed(ISession session, IObjectHandle key)
+    {
+        var attributes = session.GetAttributeValue(key, [CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE]);
+        return !attributes[0].GetValueAsBool() || attributes[1].GetValueAsBool();
     }
 
     public IReadOnlyList<int> Versions(KeyPurpose purpose) => _versions[purpose];
@@ -124,6 +137,9 @@ internal sealed class KeyRing
 /// </summary>
 internal sealed record KeyEntry(IObjectHandle Handle, IObjectHandle? Public, IObjectHandle? Mac, bool IsRsa)
 {
+    /// <summary>The version's key or MAC key is extractable or not sensitive (see <see cref="KeyRing"/>).</summary>
+    public bool Exposed { get; init; }
+
     /// <summary>Every object of the version (for retirement).</summary>
     public IEnumerable<IObjectHandle> Objects => new[] { Handle, Public, Mac }.OfType<IObjectHandle>();
 

@@ -45,16 +45,7 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             return hsm.Execute(ctx =>
             {
-                var obj = ctx.Session.CreateObject([
-                    HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
-                    HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
-                    HsmContext.Attribute(CKA.CKA_TOKEN, false),
-                    HsmContext.Attribute(CKA.CKA_PRIVATE, true),
-                    HsmContext.Attribute(CKA.CKA_SENSITIVE, true),
-                    HsmContext.Attribute(CKA.CKA_EXTRACTABLE, true),
-                    HsmContext.Attribute(CKA.CKA_SIGN, true),
-                    HsmContext.Attribute(CKA.CKA_VALUE, value),
-                ]);
+                var obj = ctx.Session.CreateObject(SeedTemplate(value));
                 try
                 {
                     return WrapCurrent(ctx, obj);
@@ -93,6 +84,28 @@ public sealed class SeedVault(HsmConnection hsm)
             }
         });
     }
+
+    /// <summary>
+    /// Wraps a throwaway random seed with the configured scheme and unwraps it again, destroying both objects: whether
+    /// seed wrapping works right now (readiness). Nothing is cached.
+    /// </summary>
+    internal bool ProbeRoundTrip() => hsm.Execute(ctx =>
+    {
+        // The way an enrolment brings a seed in (C_CreateObject), so that a module without key generation is ready too.
+        var value = ctx.Session.GenerateRandom(20);
+        var obj = ctx.Session.CreateObject(SeedTemplate(value));
+        CryptographicOperations.ZeroMemory(value);
+        try
+        {
+            var unwrapped = UnwrapObject(ctx, WrapCurrent(ctx, obj), extractable: false);
+            ctx.Session.DestroyObject(unwrapped);
+            return true;
+        }
+        finally
+        {
+            ctx.Session.DestroyObject(obj);
+        }
+    });
 
     /// <summary>The scheme a stored blob was wrapped with (legacy blobs, from before schemes were recorded, are RFC 3394/5649).</summary>
     public static SeedWrapScheme? SchemeOf(WrappedSeed seed)
@@ -297,6 +310,19 @@ public sealed class SeedVault(HsmConnection hsm)
             return 0;
         });
     }
+
+    /// <summary>A seed brought into the HSM as a session object, extractable only so that it can be wrapped.</summary>
+    private static List<IObjectAttribute> SeedTemplate(byte[] value) =>
+    [
+        HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
+        HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
+        HsmContext.Attribute(CKA.CKA_TOKEN, false),
+        HsmContext.Attribute(CKA.CKA_PRIVATE, true),
+        HsmContext.Attribute(CKA.CKA_SENSITIVE, true),
+        HsmContext.Attribute(CKA.CKA_EXTRACTABLE, true),
+        HsmContext.Attribute(CKA.CKA_SIGN, true),
+        HsmContext.Attribute(CKA.CKA_VALUE, value),
+    ];
 
     private static List<IObjectAttribute> UnwrapTemplate(bool extractable, bool explicitExtractable = true) =>
     [

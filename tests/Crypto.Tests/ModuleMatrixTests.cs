@@ -78,6 +78,9 @@ public sealed class ModuleMatrixTests
             }
         }
 
+        // Readiness exercises every configured mechanism, and they all work here
+        Assert.True(hsm.Probe(), module);
+
         // The RSA-OAEP seed KEK is a key pair (private half for unwrap, public half for wrap); elsewhere one AES key
         var kek = session.FindAllObjects([Attr(CKA.CKA_LABEL, "devrift.seed-kek.v1")]);
         Assert.Equal(module == "p11-kit" ? 2 : 1, kek.Count);
