@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
+using static DevRift.Hsm.Crypto.HsmErrors;
 
 namespace DevRift.Hsm.Crypto;
 
@@ -12,7 +13,7 @@ namespace DevRift.Hsm.Crypto;
 /// <see cref="HsmUnavailableException"/> and reconnects by itself, at most once per
 /// <see cref="HsmOptions.ReconnectInterval"/>, once it is back.
 /// </summary>
-public sealed class HsmConnection : IDisposable
+public sealed partial class HsmConnection : IDisposable
 {
     private readonly HsmOptions _options;
     private readonly TimeProvider _time;
@@ -26,9 +27,7 @@ public sealed class HsmConnection : IDisposable
     private readonly HsmWorkers _workers;
     private volatile TokenState? _state;
     private long _nextAttemptTicks;
-    private long _nextStoreCheck;
-    private string? _storePath;
-    private volatile bool _storeLost;
+    private readonly TokenStoreWatch _store;
     private int _generation;
     private long _keyRingReads;
     private bool _disposed;
@@ -43,6 +42,7 @@ public sealed class HsmConnection : IDisposable
         WrapScheme = HsmSchemes.ParseWrap(options.WrapMechanism);
         SealScheme = HsmSchemes.ParseSeal(options.SealMechanism);
         SeedHandles = new SeedHandleCache(options.SeedHandleCacheSize);
+        _store = new TokenStoreWatch(time);
         _workers = new HsmWorkers(options.SessionPoolSize + 2, options.OperationTimeout, options.ReconnectInterval, time);
         _metrics = new HsmOperationMetrics(this);
     }
@@ -117,10 +117,10 @@ public sealed class HsmConnection : IDisposable
     public void EnsureAvailable()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_storePath is not null && !Directory.Exists(_storePath))
+        if (_store.Missing)
         {
             // Without an operation SoftHSM2 would not notice its store is gone: look now, not at the next 250 ms check.
-            Interlocked.Exchange(ref _nextStoreCheck, 0);
+            _store.CheckNow();
         }
 
         _ = EnsureConnected();
@@ -167,17 +167,38 @@ public sealed class HsmConnection : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         // Operations that make or destroy keys get a minute at least: generating an RSA-3072 pair takes seconds.
-        return _workers.Run(abandoned => ExecuteCore(operation, exclusive, name, abandoned), name,
+        return _workers.Run(abandoned => ExecuteCore(operation, SessionKind.Pooled, exclusive, name, abandoned), name,
             exclusive ? TimeSpan.FromTicks(Math.Max(_options.OperationTimeout.Ticks, TimeSpan.FromMinutes(1).Ticks)) : _options.OperationTimeout);
     }
 
-    private T ExecuteCore<T>(Func<HsmContext, T> operation, bool exclusive, string name, Func<bool> abandoned)
+    /// <summary>Runs an operation on the session that owns unwrapped-seed objects, one at a time.</summary>
+    internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _workers.Run(abandoned => ExecuteCore(operation, SessionKind.Cache, exclusive: false, name, abandoned), name);
+    }
+
+    private enum SessionKind
+    {
+        /// <summary>A session of the pool, leased for the operation (never two operations on one session).</summary>
+        Pooled,
+
+        /// <summary>The long-lived session that owns the unwrapped-seed objects, under its lock.</summary>
+        Cache,
+    }
+
+    /// <summary>
+    /// The one retry loop: the operation runs on its session under the module's operation lock; a lost connection
+    /// (<see cref="HsmErrors.IsConnectionLoss"/>) or a module re-initialised underneath marks the token down, reconnects
+    /// and retries once; anything else is classified once (<see cref="HsmErrors"/>) and thrown.
+    /// </summary>
+    private T ExecuteCore<T>(Func<HsmContext, T> operation, SessionKind kind, bool exclusive, string name, Func<bool> abandoned)
     {
         var started = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
             var state = EnsureConnected();
-            if (!_poolSlots.Wait(TimeSpan.FromSeconds(30)))
+            if (kind == SessionKind.Pooled && !_poolSlots.Wait(TimeSpan.FromSeconds(30)))
             {
                 throw new HsmUnavailableException("no HSM session became free within 30 s");
             }
@@ -187,10 +208,22 @@ public sealed class HsmConnection : IDisposable
             _module.EnterOperation(exclusive);
             try
             {
-                pooled = Lease(state);
-                var context = new HsmContext(this, pooled.Session, state);
-                RefreshKeysIfDue(context);
-                var result = RunWithKeyReload(context, operation);
+                T result;
+                if (kind == SessionKind.Cache)
+                {
+                    lock (state.CacheSessionLock)
+                    {
+                        result = RunWithKeyReload(new HsmContext(this, state.CacheSession, state), operation);
+                    }
+                }
+                else
+                {
+                    pooled = Lease(state);
+                    var context = new HsmContext(this, pooled.Session, state);
+                    RefreshKeysIfDue(context);
+                    result = RunWithKeyReload(context, operation);
+                }
+
                 _metrics.Completed(name, _time.GetElapsedTime(started));
                 return result;
             }
@@ -200,7 +233,7 @@ public sealed class HsmConnection : IDisposable
                 MarkDown(state, e.RV.ToString());
                 if (attempt > 0)
                 {
-                    throw new HsmUnavailableException($"HSM unavailable ({e.RV})", e);
+                    throw new HsmUnavailableException($"HSM operation {name} failed: HSM unavailable ({e.RV})", e);
                 }
             }
             catch (Pkcs11Exception e)
@@ -209,8 +242,14 @@ public sealed class HsmConnection : IDisposable
             }
             catch (Exception e) when (IsNativeFault(e))
             {
-                // A module answering with garbage (a length of 2^64-1, a null where a value was promised): not data to use.
+                // A module answering with garbage (a length of 2^64-1, a null where a value was promised): not data to
+                // use, and the session (the cache session: the whole state) is not to be trusted again.
                 broken = true;
+                if (kind == SessionKind.Cache)
+                {
+                    MarkDown(state, e.GetType().Name);
+                }
+
                 throw new HsmUnavailableException($"HSM operation {name} failed: the module returned something unusable ({e.GetType().Name})", e);
             }
             catch (ObjectDisposedException e) when (state.Epoch != _module.Epoch)
@@ -220,7 +259,7 @@ public sealed class HsmConnection : IDisposable
                 MarkDown(state, "module re-initialised");
                 if (attempt > 0)
                 {
-                    throw new HsmUnavailableException("HSM unavailable (module re-initialised)", e);
+                    throw new HsmUnavailableException($"HSM operation {name} failed: HSM unavailable (module re-initialised)", e);
                 }
             }
             finally
@@ -232,319 +271,13 @@ public sealed class HsmConnection : IDisposable
                 }
 
                 _module.ExitOperation(exclusive);
-                _poolSlots.Release();
-            }
-        }
-    }
-
-    /// <summary>Runs an operation on the session that owns unwrapped-seed objects, one at a time.</summary>
-    internal T ExecuteOnCacheSession<T>(Func<HsmContext, T> operation, [CallerMemberName] string name = "")
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _workers.Run(_ => ExecuteOnCacheSessionCore(operation, name), name);
-    }
-
-    private T ExecuteOnCacheSessionCore<T>(Func<HsmContext, T> operation, string name)
-    {
-        var started = _time.GetTimestamp();
-        for (var attempt = 0; ; attempt++)
-        {
-            var state = EnsureConnected();
-            _module.EnterOperation();
-            try
-            {
-                T result;
-                lock (state.CacheSessionLock)
+                if (kind == SessionKind.Pooled)
                 {
-                    result = RunWithKeyReload(new HsmContext(this, state.CacheSession, state), operation);
-                }
-
-                _metrics.Completed(name, _time.GetElapsedTime(started));
-                return result;
-            }
-            catch (Pkcs11Exception e) when (IsConnectionLoss(e.RV))
-            {
-                MarkDown(state, e.RV.ToString());
-                if (attempt > 0)
-                {
-                    throw new HsmUnavailableException($"HSM unavailable ({e.RV})", e);
+                    _poolSlots.Release();
                 }
             }
-            catch (Pkcs11Exception e)
-            {
-                throw Classify(e, name);
-            }
-            catch (Exception e) when (IsNativeFault(e))
-            {
-                MarkDown(state, e.GetType().Name);
-                throw new HsmUnavailableException($"HSM operation {name} failed: the module returned something unusable ({e.GetType().Name})", e);
-            }
-            finally
-            {
-                _module.ExitOperation();
-            }
         }
     }
-
-    /// <summary>
-    /// Creates whichever purposes have no key yet, as version 1, generated inside the HSM as token objects:
-    /// sensitive, never extractable, usable only for their purpose. A purpose whose current version does not suit the
-    /// configured scheme (an AES seed KEK where <c>CKM_RSA_PKCS_OAEP</c> is configured, a version without the MAC key a
-    /// tagged scheme needs) gets a new version that does, as a rotation would. Returns the labels created (none on a
-    /// second run).
-    /// </summary>
-    public IReadOnlyList<string> InitializeKeys() => ExecuteExclusive(ctx =>
-    {
-        lock (_keysLock)
-        {
-            // Read from the token, not the snapshot: another process may have run init since.
-            var present = LoadKeys(ctx.Session);
-            var created = new List<string>();
-            foreach (var purpose in KeyLabels.All)
-            {
-                var versions = present.Versions(purpose);
-                if (versions.Count > 0 && present.CurrentEntry(purpose).Entry.Exposed)
-                {
-                    throw new HsmConfigurationException($"token '{_options.TokenLabel}': {Unsuited(present, purpose)}");
-                }
-
-                if (versions.Count == 0 || Unsuited(present, purpose) is not null)
-                {
-                    created.AddRange(KeyGenerator.Generate(ctx.Session, purpose, versions.Count == 0 ? 1 : versions[^1] + 1, WrapScheme, SealScheme));
-                }
-            }
-
-            // Re-read while still alone on the module, so that the token's re-index happens here (see ExecuteExclusive).
-            Install(ctx.State, created.Count > 0 ? LoadKeys(ctx.Session) : present);
-            return (IReadOnlyList<string>)created;
-        }
-    });
-
-    /// <summary>
-    /// One line per purpose whose current key does not suit the configured schemes (what to do included); empty when
-    /// every present key does. Purposes with no key at all are not listed (see <see cref="KeyVersions"/>).
-    /// </summary>
-    public IReadOnlyList<string> KeyProblems() => Execute(ctx =>
-        (IReadOnlyList<string>)KeyLabels.All.Where(p => ctx.Keys.Versions(p).Count > 0).Select(p => Unsuited(ctx.Keys, p)).OfType<string>().ToList());
-
-    private string? Unsuited(KeyRing ring, KeyPurpose purpose)
-    {
-        var (version, entry) = ring.CurrentEntry(purpose);
-        var label = KeyLabels.Label(purpose, version);
-        if (entry.Exposed)
-        {
-            // A design property that cannot hold with such a key: refused, never used.
-            return $"{label} can leave the HSM (it is extractable or not sensitive): recreate it with CKA_SENSITIVE=true and CKA_EXTRACTABLE=false";
-        }
-
-        return purpose switch
-        {
-            KeyPurpose.SeedKek when WrapScheme == SeedWrapScheme.RsaOaepHmac && (!entry.IsRsa || entry.Public is null)
-                => $"{label} is not an RSA key pair, which Hsm:WrapMechanism CKM_RSA_PKCS_OAEP needs: run init to create the next version",
-            KeyPurpose.SeedKek when WrapScheme != SeedWrapScheme.RsaOaepHmac && entry.IsRsa
-                => $"{label} is an RSA key pair, which Hsm:WrapMechanism {HsmSchemes.SettingValue(WrapScheme)} cannot use: run init to create the next version",
-            KeyPurpose.SeedKek when HsmSchemes.NeedsMacKey(WrapScheme) && entry.Mac is null
-                => $"{label} has no MAC key ({KeyLabels.MacLabel(purpose, version)}), which Hsm:WrapMechanism {HsmSchemes.SettingValue(WrapScheme)} needs: run init to create the next version",
-            KeyPurpose.Seal when HsmSchemes.NeedsMacKey(SealScheme) && entry.Mac is null
-                => $"{label} has no MAC key ({KeyLabels.MacLabel(purpose, version)}), which Hsm:SealMechanism {HsmSchemes.SettingValue(SealScheme)} needs: run init to create the next version",
-            _ => null,
-        };
-    }
-
-    /// <summary>
-    /// Creates version N+1 of a purpose's key, generated inside the HSM with the same attributes as <c>init</c>'s (and
-    /// of the kind the configured scheme needs); new data uses it from now on. N is read from the token itself, not from
-    /// this process's snapshot, so a rotation made elsewhere is continued rather than repeated. Returns its label.
-    /// </summary>
-    public string RotateKey(KeyPurpose purpose) => ExecuteExclusive(ctx =>
-    {
-        lock (_keysLock)
-        {
-            var versions = LoadKeys(ctx.Session).Versions(purpose);
-            var next = versions.Count == 0 ? 1 : versions[^1] + 1;
-            KeyGenerator.Generate(ctx.Session, purpose, next, WrapScheme, SealScheme);
-            Install(ctx.State, LoadKeys(ctx.Session));
-            return KeyLabels.Label(purpose, next);
-        }
-    });
-
-    /// <summary>
-    /// Destroys an older version of a purpose's key on the token. The caller must first make sure no data still
-    /// needs it. Returns false when the token has no such version; the current version is never destroyed
-    /// (<see cref="InvalidOperationException"/>).
-    /// </summary>
-    public bool RetireKey(KeyPurpose purpose, int version) => ExecuteExclusive(ctx =>
-    {
-        lock (_keysLock)
-        {
-            var ring = LoadKeys(ctx.Session);
-            var versions = ring.Versions(purpose);
-            if (!versions.Contains(version))
-            {
-                Install(ctx.State, ring);
-                return false;
-            }
-
-            if (versions[^1] == version)
-            {
-                throw new InvalidOperationException($"{KeyLabels.Label(purpose, version)} is the current key and cannot be retired");
-            }
-
-            foreach (var obj in ring.Entry(purpose, version).Objects)
-            {
-                ctx.Session.DestroyObject(obj);
-            }
-
-            Install(ctx.State, LoadKeys(ctx.Session));
-            return true;
-        }
-    });
-
-    /// <summary>The current (newest) version of a purpose's key, as this process's key ring knows it.</summary>
-    public int CurrentVersion(KeyPurpose purpose) => Execute(ctx => ctx.Keys.Current(purpose).Version);
-
-    /// <summary>What the token says about itself (label, maker, model, serial) and the slot it is in.</summary>
-    public HsmTokenDescription DescribeToken() => Execute(ctx =>
-    {
-        var info = ctx.State.Slot.GetTokenInfo();
-        return new HsmTokenDescription(info.Label.Trim(), ctx.State.Slot.SlotId, info.ManufacturerId.Trim(), info.Model.Trim(), info.SerialNumber.Trim());
-    });
-
-    /// <summary>Re-reads the key objects from the token (after <c>init</c>, rotation, or another node's rotation).</summary>
-    public void ReloadKeys() => Execute(ctx =>
-    {
-        lock (_keysLock)
-        {
-            Install(ctx.State, LoadKeys(ctx.Session));
-        }
-
-        return 0;
-    });
-
-    /// <summary>How many times this connection has read the token's key objects (for tests of reload frequency).</summary>
-    internal long KeyRingReads => Interlocked.Read(ref _keyRingReads);
-
-    private long Now() => _time.GetUtcNow().UtcTicks;
-
-    private KeyRing LoadKeys(ISession session)
-    {
-        Interlocked.Increment(ref _keyRingReads);
-        return KeyRing.Load(session, Now());
-    }
-
-    /// <summary>
-    /// Runs an operation; when it names a key version this snapshot lacks (made by another node since, typically),
-    /// reads the token once and runs it again. A version already looked for in vain fails at once.
-    /// </summary>
-    private T RunWithKeyReload<T>(HsmContext ctx, Func<HsmContext, T> operation)
-    {
-        UnknownKeyVersionException miss;
-        try
-        {
-            return operation(ctx);
-        }
-        catch (UnknownKeyVersionException e)
-        {
-            miss = e;
-        }
-
-        // Not in an exception filter: a device error while reading the token must reach the reconnect logic.
-        if (!ReloadAfterMiss(ctx, miss))
-        {
-            throw new HsmDataException(miss.Message);
-        }
-
-        try
-        {
-            return operation(ctx);
-        }
-        catch (UnknownKeyVersionException e)
-        {
-            throw new HsmDataException(e.Message);
-        }
-    }
-
-    private bool ReloadAfterMiss(HsmContext ctx, UnknownKeyVersionException miss)
-    {
-        lock (_keysLock)
-        {
-            var current = ctx.State.Keys;
-            if (!ReferenceEquals(current, miss.Ring))
-            {
-                // Someone read the token since this operation took its snapshot: retry with theirs.
-                return !current.IsKnownAbsent(miss.Purpose, miss.Version);
-            }
-
-            if (current.IsKnownAbsent(miss.Purpose, miss.Version))
-            {
-                return false;
-            }
-
-            var fresh = LoadKeys(ctx.Session);
-            var found = fresh.Versions(miss.Purpose).Contains(miss.Version);
-            if (!found)
-            {
-                fresh.MarkAbsent(miss.Purpose, miss.Version);
-            }
-
-            Install(ctx.State, fresh);
-            return found;
-        }
-    }
-
-    /// <summary>
-    /// Every <see cref="HsmOptions.KeyRefreshInterval"/> one operation reads the token again, so that new data on
-    /// every node moves to a version another node created. Others keep going with the snapshot meanwhile.
-    /// </summary>
-    private void RefreshKeysIfDue(HsmContext ctx)
-    {
-        var interval = _options.KeyRefreshInterval.Ticks;
-        if (interval <= 0)
-        {
-            return;
-        }
-
-        var now = Now();
-        if (now - ctx.State.Keys.LoadedAt < interval || !_keysLock.TryEnter())
-        {
-            return;
-        }
-
-        try
-        {
-            if (now - ctx.State.Keys.LoadedAt >= interval)
-            {
-                Install(ctx.State, LoadKeys(ctx.Session));
-            }
-        }
-        finally
-        {
-            _keysLock.Exit();
-        }
-    }
-
-    /// <summary>Replaces the snapshot (caller holds the keys lock) and tells listeners when the versions changed.</summary>
-    private void Install(TokenState state, KeyRing fresh)
-    {
-        var previous = state.Keys;
-        state.Keys = fresh;
-        if (!previous.SameVersionsAs(fresh))
-        {
-            ThreadPool.QueueUserWorkItem(static c => c.KeysChanged?.Invoke(c, EventArgs.Empty), this, preferLocal: false);
-        }
-    }
-
-    /// <summary>Test hook: <c>C_CloseAllSessions</c> on the token, as a device reset or another component would.</summary>
-    internal void CloseAllSessionsForTesting() => _state?.Slot.CloseAllSessions();
-
-    internal CKS? MainSessionStateForTesting() => _state?.Main.GetSessionInfo().State;
-
-    /// <summary>
-    /// Test hook: the slot this connection uses, so that a test's own session needs no scan of every slot (a
-    /// C_GetTokenInfo on another connection's token outside the operation lock, which SoftHSM2 may answer by
-    /// re-indexing that token while it generates a key).
-    /// </summary>
-    internal ISlot SlotForTesting() => EnsureConnected().Slot;
 
     /// <summary>Closes every session (the module logs the token out with its last session). The module stays loaded.</summary>
     public void Dispose()
@@ -599,429 +332,5 @@ public sealed class HsmConnection : IDisposable
         return 0;
     }
 
-    private TokenState EnsureConnected()
-    {
-        var state = _state;
-        if (state is not null && state.Epoch == _module.Epoch && StorePresent())
-        {
-            return state;
-        }
-
-        lock (_connectLock)
-        {
-            var now = _time.GetUtcNow().UtcTicks;
-            state = _state;
-            if (state is not null)
-            {
-                var reason = state.Epoch != _module.Epoch ? "module re-initialised"
-                    : _storePath is not null && !Directory.Exists(_storePath) ? "token store missing"
-                    : null;
-                if (reason is null)
-                {
-                    return state;
-                }
-
-                CloseState(state);
-                _state = null;
-                ThreadPool.QueueUserWorkItem(r => StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, (string)r!)), reason);
-                if (reason == "token store missing")
-                {
-                    // A module serving from memory after its store vanished; reconnect only once it is back.
-                    _storeLost = true;
-                    Interlocked.Exchange(ref _nextAttemptTicks, now + _options.ReconnectInterval.Ticks);
-                    throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' store is missing");
-                }
-            }
-            else if (now < Interlocked.Read(ref _nextAttemptTicks))
-            {
-                throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is unavailable");
-            }
-
-            Interlocked.Exchange(ref _nextAttemptTicks, now + _options.ReconnectInterval.Ticks);
-            try
-            {
-                state = Connect(startup: false);
-            }
-            catch (HsmException e)
-            {
-                throw e as HsmUnavailableException ?? new HsmUnavailableException(e.Message, e);
-            }
-
-            _state = state;
-        }
-
-        StateChanged?.Invoke(this, new HsmStateChangedEventArgs(true, "reconnected"));
-        return state;
-    }
-
-    private TokenState Connect(bool startup)
-    {
-        if (!startup && _storePath is not null && !Directory.Exists(_storePath))
-        {
-            throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' store is missing");
-        }
-
-        if (_storeLost)
-        {
-            // The module kept serving from memory while its store was gone; start again from what is on disk.
-            _module.Reinitialize(_module.Epoch);
-            _storeLost = false;
-        }
-
-        if (!startup)
-        {
-            _module.EnsureLoaded();
-        }
-
-        // The slot is found and opened under the module's operation lock, so that another connection's re-initialisation
-        // (C_Finalize, C_Initialize) cannot run in between and make a present token look absent.
-        var opened = OpenUnderOperationLock(startup);
-        if (opened is null && !startup)
-        {
-            // Some modules (SoftHSM2 among them) only see a token that came back after C_Initialize.
-            _module.Reinitialize(_module.Epoch);
-            opened = OpenUnderOperationLock(startup);
-        }
-
-        return opened ?? throw (startup
-            ? new HsmConfigurationException($"no HSM token labelled '{_options.TokenLabel}' in module '{_options.ModulePath}'")
-            : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' is not present"));
-    }
-
-    /// <summary>Finds the token's slot and opens the main and cache sessions on it; null when the token is absent.</summary>
-    private TokenState? OpenUnderOperationLock(bool startup)
-    {
-        _module.EnterOperation();
-        try
-        {
-            var epoch = _module.Epoch;
-            var slot = FindSlot();
-            return slot is null ? null : Open(slot, epoch, startup);
-        }
-        finally
-        {
-            _module.ExitOperation();
-        }
-    }
-
-    private TokenState Open(ISlot slot, int epoch, bool startup)
-    {
-        ISession? main = null;
-        ISession? cache = null;
-        try
-        {
-            if (startup)
-            {
-                // Under the operation lock like every native call (another connection may be re-initialising the module).
-                MechanismProbe.Check(slot, WrapScheme, SealScheme, _options.ModulePath);
-            }
-
-            main = slot.OpenSession(SessionType.ReadWrite);
-            try
-            {
-                main.Login(CKU.CKU_USER, _pin);
-            }
-            catch (Pkcs11Exception e) when (e.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-            {
-                // Login state is per application and token: another session already holds it.
-            }
-
-            cache = slot.OpenSession(SessionType.ReadWrite);
-            var keys = LoadKeys(main);
-            _storePath ??= SoftHsmStore.TokenDirectory(_options.SoftHsmConfig, slot.GetTokenInfo().SerialNumber);
-            var generation = Interlocked.Increment(ref _generation);
-            return new TokenState(slot, main, cache, keys, generation, epoch);
-        }
-        catch (Pkcs11Exception e)
-        {
-            SafeClose(cache);
-            SafeClose(main);
-            if (e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED or CKR.CKR_PIN_INVALID or CKR.CKR_PIN_LEN_RANGE)
-            {
-                throw new HsmConfigurationException($"HSM login to token '{_options.TokenLabel}' refused: {e.RV}", e);
-            }
-
-            throw startup
-                ? new HsmConfigurationException($"HSM token '{_options.TokenLabel}' could not be opened: {e.RV}", e)
-                : new HsmUnavailableException($"HSM token '{_options.TokenLabel}' could not be opened: {e.RV}", e);
-        }
-    }
-
-    /// <summary>
-    /// SoftHSM2 keeps serving a token from memory after its files are gone (and silently loses writes), so for
-    /// it the token directory's presence is checked, at most every 250 ms. Other modules report loss themselves.
-    /// </summary>
-    private bool StorePresent()
-    {
-        if (_storePath is null)
-        {
-            return true;
-        }
-
-        var now = _time.GetTimestamp();
-        if (now < Interlocked.Read(ref _nextStoreCheck))
-        {
-            return true;
-        }
-
-        var present = Directory.Exists(_storePath);
-        if (present)
-        {
-            Interlocked.Exchange(ref _nextStoreCheck, now + (_time.TimestampFrequency / 4));
-        }
-
-        return present;
-    }
-
-    private ISlot? FindSlot()
-    {
-        List<ISlot> slots;
-        try
-        {
-            slots = _module.Library.GetSlotList(SlotsType.WithTokenPresent);
-        }
-        catch (Pkcs11Exception)
-        {
-            // A module in trouble enumerates nothing; the caller reports the token as absent.
-            return null;
-        }
-
-        foreach (var slot in slots)
-        {
-            try
-            {
-                if (string.Equals(slot.GetTokenInfo().Label.Trim(), _options.TokenLabel, StringComparison.Ordinal))
-                {
-                    return slot;
-                }
-            }
-            catch (Pkcs11Exception)
-            {
-                // Another token that cannot answer right now (removed, failing) must not hide ours: look further.
-            }
-        }
-
-        return null;
-    }
-
-    private void MarkDown(TokenState state, string reason)
-    {
-        var changed = false;
-        lock (_connectLock)
-        {
-            if (ReferenceEquals(_state, state))
-            {
-                _state = null;
-                CloseState(state);
-                Interlocked.Exchange(ref _nextAttemptTicks, 0); // the first retry reconnects at once
-                changed = true;
-            }
-        }
-
-        if (changed)
-        {
-            StateChanged?.Invoke(this, new HsmStateChangedEventArgs(false, reason));
-        }
-    }
-
-    private void CloseState(TokenState state)
-    {
-        // Native calls, so under the operation lock: a C_Finalize by another connection must not run under them.
-        _module.EnterOperation();
-        try
-        {
-            SeedHandles.Clear();
-            lock (state.CacheSessionLock)
-            {
-                SafeClose(state.CacheSession);
-            }
-
-            // No C_Logout: login is per application and token, so it would log out every other connection of this
-            // process to the same token (a second node, the command line), hiding their private keys. Closing the
-            // last session of the token logs out.
-            SafeClose(state.Main);
-        }
-        finally
-        {
-            _module.ExitOperation();
-        }
-    }
-
-    private PooledSession Lease(TokenState state)
-    {
-        while (_idle.TryTake(out var pooled))
-        {
-            if (pooled.Generation == state.Generation)
-            {
-                return pooled;
-            }
-
-            SafeClose(pooled.Session);
-        }
-
-        return new PooledSession(state.Slot.OpenSession(SessionType.ReadWrite), state.Generation);
-    }
-
-    private void Return(PooledSession pooled, bool discard)
-    {
-        if (discard || _disposed)
-        {
-            SafeClose(pooled.Session);
-        }
-        else
-        {
-            _idle.Add(pooled);
-        }
-    }
-
-    private static void SafeClose(ISession? session)
-    {
-        if (session is null)
-        {
-            return;
-        }
-
-        try
-        {
-            session.CloseSession();
-        }
-        catch (Pkcs11Exception)
-        {
-            // Closing a session the device already dropped.
-        }
-        catch (Exception e) when (e is ObjectDisposedException or HsmUnavailableException || IsNativeFault(e))
-        {
-            // The module was re-initialised (the session died with it), or answers with garbage.
-        }
-    }
-
-    internal static bool IsConnectionLoss(CKR rv) => rv is
-        CKR.CKR_SESSION_HANDLE_INVALID or CKR.CKR_SESSION_CLOSED or CKR.CKR_DEVICE_ERROR or CKR.CKR_DEVICE_REMOVED
-        or CKR.CKR_DEVICE_MEMORY or CKR.CKR_TOKEN_NOT_PRESENT or CKR.CKR_TOKEN_NOT_RECOGNIZED
-        or CKR.CKR_USER_NOT_LOGGED_IN or CKR.CKR_CRYPTOKI_NOT_INITIALIZED or CKR.CKR_SLOT_ID_INVALID
-        or CKR.CKR_OBJECT_HANDLE_INVALID or CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_GENERAL_ERROR;
-
-    /// <summary>
-    /// What a PKCS#11 error means for the caller: data the HSM refused (a blob that does not unwrap or decrypt), or an HSM
-    /// that cannot serve (everything else, a mechanism or attribute the module does not support included). The message
-    /// names the operation and the CKR, and nothing of the data.
-    /// </summary>
-    private static HsmException Classify(Pkcs11Exception e, string name) => e.RV switch
-    {
-        CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_WRAPPED_KEY_LEN_RANGE or CKR.CKR_ENCRYPTED_DATA_INVALID
-            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_UNWRAPPING_KEY_HANDLE_INVALID
-            => new HsmDataException($"the HSM refused the data in {name} ({e.RV})", e),
-        _ => new HsmUnavailableException($"HSM operation {name} failed ({e.RV})", e),
-    };
-
-    /// <summary>Failures from inside Pkcs11Interop's marshalling of what a module returned, never from our own code.</summary>
-    private static bool IsNativeFault(Exception e) => e is OverflowException or OutOfMemoryException or IndexOutOfRangeException
-        or NullReferenceException or InvalidCastException or UnmanagedException or System.Runtime.InteropServices.ExternalException
-        or AccessViolationException;
-
     private sealed record PooledSession(ISession Session, int Generation);
-}
-
-/// <summary>One connected state of the token; replaced whole on reconnection.</summary>
-internal sealed class TokenState(ISlot slot, ISession main, ISession cacheSession, KeyRing keys, int generation, int epoch)
-{
-    public ISlot Slot { get; } = slot;
-
-    public ISession Main { get; } = main;
-
-    public ISession CacheSession { get; } = cacheSession;
-
-    public Lock CacheSessionLock { get; } = new();
-
-    private volatile KeyRing _keys = keys;
-
-    public KeyRing Keys
-    {
-        get => _keys;
-        set => _keys = value;
-    }
-
-    public int Generation { get; } = generation;
-
-    public int Epoch { get; } = epoch;
-}
-
-/// <summary>What an operation sees: its session, the key ring and the shared factories.</summary>
-internal readonly struct HsmContext(HsmConnection connection, ISession session, TokenState state)
-{
-    public HsmConnection Connection { get; } = connection;
-
-    public ISession Session { get; } = session;
-
-    public TokenState State { get; } = state;
-
-    public KeyRing Keys => State.Keys;
-
-    public int Generation => State.Generation;
-
-    public static IMechanism Mechanism(CKM mechanism) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism);
-
-    public static IMechanism Mechanism(CKM mechanism, byte[] parameter) => Pkcs11Module.Factories.MechanismFactory.Create(mechanism, parameter);
-
-    /// <summary>An HMAC on this context's session: <c>C_SignInit</c> and one <c>C_Sign</c> into a buffer of the hash's size.</summary>
-    public byte[] Hmac(CKM mechanism, IObjectHandle key, byte[] data) => Connection.Signer.Hmac(Session, mechanism, key, data);
-
-    /// <summary>
-    /// Whether a failure of unwrap or decrypt was the data's fault. SoftHSM2 answers <c>CKR_GENERAL_ERROR</c> when an
-    /// RFC 5649 integrity check or a GCM tag fails; that is bad data when the same session still serves a keyed
-    /// operation, and a lost device otherwise.
-    /// </summary>
-    public static bool IsBadData(HsmContext ctx, Pkcs11Exception e)
-    {
-        if (e.RV is CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_WRAPPED_KEY_LEN_RANGE or CKR.CKR_ENCRYPTED_DATA_INVALID
-            or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_DATA_INVALID)
-        {
-            return true;
-        }
-
-        if (e.RV != CKR.CKR_GENERAL_ERROR)
-        {
-            return false;
-        }
-
-        try
-        {
-            ctx.Hmac(CKM.CKM_SHA256_HMAC, ctx.Keys.Current(KeyPurpose.Lookup).Handle, [0]);
-            return true;
-        }
-        catch (Pkcs11Exception)
-        {
-            return false;
-        }
-    }
-
-    public static IObjectAttribute Attribute(CKA type, bool value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-
-    public static IObjectAttribute Attribute(CKA type, ulong value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-
-    public static IObjectAttribute Attribute(CKA type, string value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-
-    public static IObjectAttribute Attribute(CKA type, byte[] value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-
-    public static IObjectAttribute Attribute(CKA type, CKO value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-
-    public static IObjectAttribute Attribute(CKA type, CKK value) => Pkcs11Module.Factories.ObjectAttributeFactory.Create(type, value);
-}
-
-/// <summary>The token an <see cref="HsmConnection"/> serves, as it describes itself.</summary>
-/// <param name="Label">Token label.</param>
-/// <param name="SlotId">Slot the token is in (slot numbers may change between restarts; the label does not).</param>
-/// <param name="Manufacturer">Token manufacturer id.</param>
-/// <param name="Model">Token model.</param>
-/// <param name="SerialNumber">Token serial number.</param>
-public sealed record HsmTokenDescription(string Label, ulong SlotId, string Manufacturer, string Model, string SerialNumber);
-
-/// <summary>Event data for <see cref="HsmConnection.StateChanged"/>.</summary>
-public sealed class HsmStateChangedEventArgs(bool available, string reason) : EventArgs
-{
-    /// <summary>True when the token serves again.</summary>
-    public bool Available { get; } = available;
-
-    /// <summary>Short reason (a CKR name); never key material.</summary>
-    public string Reason { get; } = reason;
 }

@@ -31,3 +31,54 @@ internal static class SoftHsmStore
                 .EndsWith(serial, StringComparison.OrdinalIgnoreCase));
     }
 }
+
+/// <summary>
+/// The one module-specific check of the layer, behind this seam: SoftHSM2 keeps serving a token from memory after its
+/// files are gone (and silently loses writes), so for it the token directory's presence is watched, at most every
+/// 250 ms on the hot path and at once when asked. Other modules report loss themselves; for them nothing is watched.
+/// </summary>
+internal sealed class TokenStoreWatch(TimeProvider time)
+{
+    private string? _path;
+    private long _nextCheck;
+    private volatile bool _lost;
+
+    /// <summary>Finds a SoftHSM2 token's directory once (nothing for other modules: no configuration, or no match).</summary>
+    public void Locate(string? softHsmConfig, string serialNumber) => _path ??= SoftHsmStore.TokenDirectory(softHsmConfig, serialNumber);
+
+    /// <summary>True when a watched store is missing now (checked on disk, not throttled).</summary>
+    public bool Missing => _path is not null && !Directory.Exists(_path);
+
+    /// <summary>The store vanished while the module was serving it: reconnecting must start again from disk.</summary>
+    public bool Lost
+    {
+        get => _lost;
+        set => _lost = value;
+    }
+
+    /// <summary>False when a watched store is gone; looks at the disk at most every 250 ms.</summary>
+    public bool PresentThrottled()
+    {
+        if (_path is null)
+        {
+            return true;
+        }
+
+        var now = time.GetTimestamp();
+        if (now < Interlocked.Read(ref _nextCheck))
+        {
+            return true;
+        }
+
+        var present = Directory.Exists(_path);
+        if (present)
+        {
+            Interlocked.Exchange(ref _nextCheck, now + (time.TimestampFrequency / 4));
+        }
+
+        return present;
+    }
+
+    /// <summary>Makes the next <see cref="PresentThrottled"/> look at the disk.</summary>
+    public void CheckNow() => Interlocked.Exchange(ref _nextCheck, 0);
+}
