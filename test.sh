@@ -20,6 +20,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pkcsslotd >/dev/null 2>&1 || [ -x /usr/sbin/pkcsslotd ] || need+=(opencryptoki)
 command -v p11-kit >/dev/null 2>&1 || need+=(p11-kit)
 dpkg -L p11-kit-modules 2>/dev/null | grep -q 'p11-kit-client.so$' || need+=(p11-kit-modules)
+# A C compiler and pkcs11.h for tests/hsm/garbage-module.c (a module that answers with garbage)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   $sudo apt-get update -qq
@@ -48,6 +51,9 @@ eval "$($sudo env PATH="$PATH:/usr/sbin" tests/hsm/opencryptoki-tokens.sh)"
 export DEVRIFT_TEST_OPENCRYPTOKI_A DEVRIFT_TEST_OPENCRYPTOKI_B
 DEVRIFT_TEST_P11KIT_CLIENT=$(dpkg -L p11-kit-modules | grep -m1 'p11-kit-client.so$')
 export DEVRIFT_TEST_P11KIT_CLIENT
+garbage_dir=$(mktemp -d)
+cc -shared -fPIC -O2 -Wall -Werror -I/usr/include/p11-kit-1 -o "$garbage_dir/garbage-module.so" tests/hsm/garbage-module.c -ldl
+export DEVRIFT_TEST_GARBAGE_MODULE="$garbage_dir/garbage-module.so"
 # ---- end of PKCS#11 modules ----
 
 # ---- OpenAPI tools (issue 13): Redocly from tools/openapi (npm ci), Kiota from the local tool manifest ----

@@ -50,7 +50,8 @@ public static partial class HsmModules
             .ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
     }
 
-    internal static void SetNativeEnvironment(string name, string value) => _ = setenv(name, value, 1);
+    /// <summary>Sets a variable in the C environment (what a module reads with getenv), not only .NET's view of it.</summary>
+    public static void SetNativeEnvironment(string name, string value) => _ = setenv(name, value, 1);
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int setenv(string name, string value, int overwrite);
