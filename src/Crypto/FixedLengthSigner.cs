@@ -5,7 +5,9 @@ using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;
 namespace DevRift.Hsm.Crypto;
 
 /// <summary>
-/// HMACs through Pkcs11Interop's low-level API into a buffer of the mechanism's fixed output size: one
+/// Calls whose output size is known in advance, made through Pkcs11Interop's low-level API into a buffer of that
+/// size, never trusting a module's length query: AES-GCM (the plaintext plus the 16-byte tag, and back) and HMACs. For
+/// HMACs that is one
 /// <c>C_SignInit</c> and one <c>C_Sign</c>, where the high-level <c>Sign</c> first asks the module for the length with
 /// a second <c>C_Sign</c> (a round trip per HMAC on a network HSM). The low-level library is the same module, opened
 /// a second time (the loader shares the mapping), so the high-level sessions' and objects' handles are valid here.
@@ -24,6 +26,85 @@ internal sealed class FixedLengthSigner
         {
             _library = new LowLevel.Pkcs11Library(modulePath);
         }
+    }
+
+    /// <summary>
+    /// AES-GCM with a 96-bit IV and a 128-bit tag: the output is exactly the input plus the tag (encrypt) or minus it
+    /// (decrypt), so it goes into a buffer of that size with one <c>C_Encrypt</c>/<c>C_Decrypt</c>; a module that writes
+    /// another length is at fault (<c>CKR_DEVICE_ERROR</c>), whatever its length query would have said.
+    /// </summary>
+    public byte[] Gcm(ISession session, IObjectHandle key, byte[] iv, byte[] aad, byte[] input, bool encrypt)
+    {
+        if (_library is null || _highLevelOnly)
+        {
+            return HighLevelGcm(session, key, iv, aad, input, encrypt);
+        }
+
+        if (!encrypt && input.Length < GcmTagLength)
+        {
+            throw new Pkcs11Exception("C_Decrypt", CKR.CKR_ENCRYPTED_DATA_LEN_RANGE);
+        }
+
+        var ivPointer = UnmanagedMemory.Allocate(iv.Length);
+        var aadPointer = UnmanagedMemory.Allocate(Math.Max(aad.Length, 1));
+        UnmanagedMemory.Write(ivPointer, iv);
+        UnmanagedMemory.Write(aadPointer, aad);
+        var mechanism = LowLevel.CkmUtils.CreateMechanism(CKM.CKM_AES_GCM, new LowLevel.MechanismParams.CK_GCM_PARAMS
+        {
+            Iv = ivPointer,
+            IvLen = (ulong)iv.Length,
+            IvBits = (ulong)iv.Length * 8,
+            AAD = aadPointer,
+            AADLen = (ulong)aad.Length,
+            TagBits = GcmTagLength * 8,
+        });
+        try
+        {
+            var rv = encrypt
+                ? _library.C_EncryptInit(session.SessionId, ref mechanism, key.ObjectId)
+                : _library.C_DecryptInit(session.SessionId, ref mechanism, key.ObjectId);
+            if (rv == CKR.CKR_CRYPTOKI_NOT_INITIALIZED)
+            {
+                _highLevelOnly = true;
+                return HighLevelGcm(session, key, iv, aad, input, encrypt);
+            }
+
+            if (rv != CKR.CKR_OK)
+            {
+                throw new Pkcs11Exception(encrypt ? "C_EncryptInit" : "C_DecryptInit", rv);
+            }
+
+            var expected = encrypt ? input.Length + GcmTagLength : input.Length - GcmTagLength;
+            // Decryption gets room for the whole input: some modules ask for it before they know the tag is valid.
+            var output = new byte[encrypt ? expected : input.Length];
+            var written = (ulong)output.Length;
+            rv = encrypt
+                ? _library.C_Encrypt(session.SessionId, input, (ulong)input.Length, output, ref written)
+                : _library.C_Decrypt(session.SessionId, input, (ulong)input.Length, output, ref written);
+            if (rv != CKR.CKR_OK)
+            {
+                throw new Pkcs11Exception(encrypt ? "C_Encrypt" : "C_Decrypt", rv);
+            }
+
+            return written == (ulong)expected
+                ? (encrypt ? output : output[..expected])
+                : throw new Pkcs11Exception(encrypt ? "C_Encrypt" : "C_Decrypt", CKR.CKR_DEVICE_ERROR);
+        }
+        finally
+        {
+            UnmanagedMemory.Free(ref mechanism.Parameter);
+            UnmanagedMemory.Free(ref ivPointer);
+            UnmanagedMemory.Free(ref aadPointer);
+        }
+    }
+
+    private const int GcmTagLength = 16;
+
+    private static byte[] HighLevelGcm(ISession session, IObjectHandle key, byte[] iv, byte[] aad, byte[] input, bool encrypt)
+    {
+        var parameters = Pkcs11Module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, (ulong)iv.Length * 8, aad, GcmTagLength * 8);
+        var mechanism = Pkcs11Module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
+        return encrypt ? session.Encrypt(mechanism, key, input) : session.Decrypt(mechanism, key, input);
     }
 
     /// <summary>HMAC output length of a mechanism.</summary>

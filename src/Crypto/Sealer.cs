@@ -39,7 +39,7 @@ public sealed class Sealer(HsmConnection hsm)
             switch (scheme)
             {
                 case SealScheme.AesGcm:
-                    return [.. header, .. ctx.Session.Encrypt(GcmMechanism(iv, Aad(header, context)), entry.Handle, plaintext)];
+                    return [.. header, .. ctx.Connection.Signer.Gcm(ctx.Session, entry.Handle, iv, Aad(header, context), plaintext, encrypt: true)];
                 case SealScheme.AesCbcPadHmac:
                     byte[] cbc = [.. header, .. ctx.Session.Encrypt(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), entry.Handle, plaintext)];
                     return [.. cbc, .. Mac(ctx, entry.MacKey(KeyPurpose.Seal, version), cbc, header.Length, context)];
@@ -77,7 +77,7 @@ public sealed class Sealer(HsmConnection hsm)
             {
                 if (scheme == SealScheme.AesGcm)
                 {
-                    return ctx.Session.Decrypt(GcmMechanism(iv, Aad(header, context)), entry.Handle, sealedBlob[headerLength..]);
+                    return ctx.Connection.Signer.Gcm(ctx.Session, entry.Handle, iv, Aad(header, context), sealedBlob[headerLength..], encrypt: false);
                 }
 
                 var body = sealedBlob[..^MacLength];
@@ -144,11 +144,5 @@ public sealed class Sealer(HsmConnection hsm)
 
         CryptographicOperations.ZeroMemory(stream);
         return output;
-    }
-
-    private static IMechanism GcmMechanism(byte[] iv, byte[] aad)
-    {
-        var parameters = Pkcs11Module.Factories.MechanismParamsFactory.CreateCkGcmParams(iv, 96, aad, 128);
-        return Pkcs11Module.Factories.MechanismFactory.Create(CKM.CKM_AES_GCM, parameters);
     }
 }

@@ -1,8 +1,9 @@
 /*
  * A PKCS#11 module for the tests that plays a module answering with garbage: it forwards every call to the module
  * named by DEVRIFT_GARBAGE_TARGET and, while the file named by DEVRIFT_GARBAGE_SWITCH holds "on", answers the length
- * query of C_Encrypt, C_Decrypt and C_Sign with (CK_ULONG)-1 and writes a wrong length after C_Sign — what a broken
- * proxy does (Caml Crush's GCM answers). Built by the tests with cc against p11-kit's pkcs11.h.
+ * query of C_Encrypt, C_Decrypt and C_Sign with (CK_ULONG)-1, and reports (CK_ULONG)-1 bytes written by C_Encrypt and
+ * C_Decrypt and one byte too few by C_Sign — what a broken proxy does (Caml Crush's GCM answers). Built by test.sh
+ * with cc against p11-kit's pkcs11.h.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -27,13 +28,17 @@ static int garbage(void)
 static CK_RV encrypt(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG inLen, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
   if (garbage() && out == NULL) { *outLen = (CK_ULONG)-1; return CKR_OK; }
-  return target->C_Encrypt(s, in, inLen, out, outLen);
+  CK_RV rv = target->C_Encrypt(s, in, inLen, out, outLen);
+  if (rv == CKR_OK && garbage()) *outLen = (CK_ULONG)-1;
+  return rv;
 }
 
 static CK_RV decrypt(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG inLen, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
   if (garbage() && out == NULL) { *outLen = (CK_ULONG)-1; return CKR_OK; }
-  return target->C_Decrypt(s, in, inLen, out, outLen);
+  CK_RV rv = target->C_Decrypt(s, in, inLen, out, outLen);
+  if (rv == CKR_OK && garbage()) *outLen = (CK_ULONG)-1;
+  return rv;
 }
 
 static CK_RV sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG inLen, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
