@@ -58,13 +58,13 @@ public sealed partial class HsmConnection
             _state = state;
         }
 
-        StateChanged?.Invoke(this, new HsmStateChangedEventArgs(true, "reconnected"));
+        StateChanged?.Invoke(this, new HsmStateChangedEventArgs(true, state.Label == _options.TokenLabel ? "reconnected" : $"failed over to token '{state.Label}'"));
         return state;
     }
 
     private TokenState Connect(bool startup)
     {
-        if (!startup && _store.Missing)
+        if (!startup && _store.Missing && _options.FailoverTokenLabels.Count == 0)
         {
             throw new HsmUnavailableException($"HSM token '{_options.TokenLabel}' store is missing");
         }
@@ -136,9 +136,10 @@ public sealed partial class HsmConnection
 
             cache = slot.OpenSession(SessionType.ReadWrite);
             var keys = LoadKeys(main);
-            _store.Locate(_options.SoftHsmConfig, slot.GetTokenInfo().SerialNumber);
+            var info = slot.GetTokenInfo();
+            _store.Locate(_options.SoftHsmConfig, info.SerialNumber);
             var generation = Interlocked.Increment(ref _generation);
-            return new TokenState(slot, main, cache, keys, generation, epoch);
+            return new TokenState(slot, main, cache, keys, generation, epoch) { Label = info.Label.Trim() };
         }
         catch (Pkcs11Exception e)
         {
@@ -168,18 +169,25 @@ public sealed partial class HsmConnection
             return null;
         }
 
+        var labels = new Dictionary<string, ISlot>(StringComparer.Ordinal);
         foreach (var slot in slots)
         {
             try
             {
-                if (string.Equals(slot.GetTokenInfo().Label.Trim(), _options.TokenLabel, StringComparison.Ordinal))
-                {
-                    return slot;
-                }
+                labels.TryAdd(slot.GetTokenInfo().Label.Trim(), slot);
             }
             catch (Pkcs11Exception)
             {
                 // Another token that cannot answer right now (removed, failing) must not hide ours: look further.
+            }
+        }
+
+        // The configured token first, then its replicas in their order: a node serves from the first that is present.
+        foreach (var label in (IEnumerable<string>)[_options.TokenLabel, .. _options.FailoverTokenLabels])
+        {
+            if (labels.TryGetValue(label, out var slot))
+            {
+                return slot;
             }
         }
 

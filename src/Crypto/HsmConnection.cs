@@ -59,8 +59,11 @@ public sealed partial class HsmConnection : IDisposable
     /// <summary>True while the token answers.</summary>
     public bool IsAvailable => _state is not null;
 
-    /// <summary>The token label this connection serves.</summary>
+    /// <summary>The token label this connection is configured for.</summary>
     public string TokenLabel => _options.TokenLabel;
+
+    /// <summary>The label of the token in use now: <see cref="TokenLabel"/>, or a failover replica; null while none serves.</summary>
+    public string? ActiveTokenLabel => _state?.Label;
 
     /// <summary>How new seeds are wrapped (<see cref="HsmOptions.WrapMechanism"/>).</summary>
     public SeedWrapScheme WrapScheme { get; }

@@ -8,6 +8,9 @@ internal sealed class TokenState(ISlot slot, ISession main, ISession cacheSessio
 {
     public ISlot Slot { get; } = slot;
 
+    /// <summary>The label of the token served: the configured one, or a failover replica.</summary>
+    public string Label { get; init; } = "";
+
     public ISession Main { get; } = main;
 
     public ISession CacheSession { get; } = cacheSession;

@@ -19,6 +19,14 @@ public sealed class HsmOptions
     [Required]
     public string TokenLabel { get; set; } = "devrift";
 
+    /// <summary>
+    /// Labels of tokens that hold the same keys as <see cref="TokenLabel"/> (an HSM cluster's replicas, or a second
+    /// HSM with the keys cloned by the vendor's tools), in order of preference, reached with the same module and PIN.
+    /// When the token in use stops serving, the node reconnects to the first of <see cref="TokenLabel"/> and these that
+    /// is present: data made under one opens under the other, as the keys are the same.
+    /// </summary>
+    public IList<string> FailoverTokenLabels { get; } = [];
+
     /// <summary>User PIN. Prefer <see cref="PinFile"/> so the PIN is not in the process arguments or environment.</summary>
     public string? Pin { get; set; }
 

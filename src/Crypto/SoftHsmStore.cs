@@ -43,8 +43,17 @@ internal sealed class TokenStoreWatch(TimeProvider time)
     private long _nextCheck;
     private volatile bool _lost;
 
-    /// <summary>Finds a SoftHSM2 token's directory once (nothing for other modules: no configuration, or no match).</summary>
-    public void Locate(string? softHsmConfig, string serialNumber) => _path ??= SoftHsmStore.TokenDirectory(softHsmConfig, serialNumber);
+    /// <summary>
+    /// Finds the directory of the SoftHSM2 token just connected (nothing for other modules: no configuration, or no
+    /// match). Once found, a token that cannot be found again (it failed over to a replica elsewhere) keeps its path.
+    /// </summary>
+    public void Locate(string? softHsmConfig, string serialNumber)
+    {
+        if (SoftHsmStore.TokenDirectory(softHsmConfig, serialNumber) is { } path)
+        {
+            _path = path;
+        }
+    }
 
     /// <summary>True when a watched store is missing now (checked on disk, not throttled).</summary>
     public bool Missing => _path is not null && !Directory.Exists(_path);

@@ -123,3 +123,66 @@ public sealed class HsmRecoveryTests
 
 [CollectionDefinition(nameof(ModuleReinitialising), DisableParallelization = true)]
 public sealed class ModuleReinitialising;
+
+/// <summary>High availability: a replica of the token (the same keys under another label) takes over when the token in use stops serving.</summary>
+[Collection(nameof(ModuleReinitialising))]
+public sealed class HsmFailoverTests
+{
+    [Fact]
+    public void When_the_token_in_use_goes_away_the_node_fails_over_to_its_replica_and_old_data_still_opens()
+    {
+        // Given a token, data made under its keys, and a replica of it configured as the failover token
+        var options = SoftHsmTokens.CreateToken();
+        var replica = options.TokenLabel + "-r";
+        options.FailoverTokenLabels.Add(replica);
+        using var hsm = HsmConnection.Open(options);
+        hsm.InitializeKeys();
+        var sealer = new Sealer(hsm);
+        var vault = new SeedVault(hsm);
+        var seed = System.Security.Cryptography.RandomNumberGenerator.GetBytes(20);
+        var wrapped = vault.Wrap(seed);
+        var sealedBlob = sealer.Seal([9, 9], "ctx");
+        SoftHsmTokens.CloneToken(options.TokenLabel, replica);
+        Assert.Equal(options.TokenLabel, hsm.ActiveTokenLabel);
+
+        // When the token in use stops serving (its store is gone)
+        // (out of the token directory: SoftHSM2 would still find it in any folder there)
+        var dir = SoftHsmTokens.TokenDirectory(options.TokenLabel);
+        var away = Path.Combine(SoftHsmTokens.Root, "away-" + Path.GetFileName(dir));
+        Directory.Move(dir, away);
+        try
+        {
+            // Then the node serves from the replica, by itself: the old data opens there, new data is made there
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            var seen = new HashSet<string>();
+            hsm.StateChanged += (_, e) => { lock (seen) { seen.Add($"{e.Available}:{e.Reason}"); } };
+            while (DateTime.UtcNow < deadline)
+            {
+                if (Record.Exception(() => sealer.Seal([1], "x")) is { } failure)
+                {
+                    lock (seen)
+                    {
+                        seen.Add(failure.Message);
+                    }
+                }
+                else if (hsm.ActiveTokenLabel == replica)
+                {
+                    break;
+                }
+
+                Thread.Sleep(100);
+            }
+
+            Assert.True(replica == hsm.ActiveTokenLabel, string.Join(" | ", seen));
+
+            Assert.True(replica == hsm.ActiveTokenLabel, $"serving {hsm.ActiveTokenLabel}: {Record.Exception(() => sealer.Open(sealedBlob, "ctx"))}");
+            Assert.Equal([9, 9], sealer.Open(sealedBlob, "ctx"));
+            Assert.Equal(ReferenceOtp.Hmac(OtpNet.OtpHashMode.Sha1, seed, [1]), vault.ComputeHmac(wrapped, OtpNet.OtpHashMode.Sha1, [1]));
+            Assert.Equal([7], sealer.Open(sealer.Seal([7], "new"), "new"));
+        }
+        finally
+        {
+            Directory.Move(away, dir);
+        }
+    }
+}

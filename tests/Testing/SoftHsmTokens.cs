@@ -102,6 +102,47 @@ public static class SoftHsmTokens
         throw new InvalidOperationException($"no token directory for label {label}");
     }
 
+    /// <summary>
+    /// A replica of a token under another label: a copy of its directory (the same key objects, so the same keys) with
+    /// the label and serial number rewritten in place. SoftHSM2 sees it after its next <c>C_Initialize</c>.
+    /// </summary>
+    public static void CloneToken(string label, string replicaLabel)
+    {
+        if (replicaLabel.Length > 32)
+        {
+            throw new ArgumentException("a token label has at most 32 characters", nameof(replicaLabel));
+        }
+
+        var source = TokenDirectory(label);
+        var name = Path.GetFileName(source);
+        var serial = name.Replace("-", "", StringComparison.Ordinal)[^16..];
+        var replicaSerial = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        // SoftHSM2 names a token's directory by a UUID ending in its serial number
+        var target = Path.Combine(Path.GetDirectoryName(source)!, name[..^17] + replicaSerial[..4] + "-" + replicaSerial[4..]);
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.GetFiles(source))
+        {
+            File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        }
+
+        var tokenObject = Path.Combine(target, "token.object");
+        var bytes = File.ReadAllBytes(tokenObject);
+        Replace(bytes, label.PadRight(32), replicaLabel.PadRight(32));
+        Replace(bytes, serial, replicaSerial);
+        File.WriteAllBytes(tokenObject, bytes);
+    }
+
+    private static void Replace(byte[] bytes, string from, string to)
+    {
+        var at = bytes.AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(from));
+        if (at < 0)
+        {
+            throw new InvalidOperationException($"'{from.Trim()}' not found in the token object");
+        }
+
+        System.Text.Encoding.ASCII.GetBytes(to).CopyTo(bytes, at);
+    }
+
     public static string Run(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
