@@ -142,7 +142,8 @@ public sealed class ApplianceServer : IAsyncDisposable
 
             configure?.Invoke(builder);
         });
-        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: sameSiteAs is null);
+        // A token given by the caller (another module's shared test token) may hold keys of an earlier run: a new database on it is meant.
+        var init = await app.Services.GetRequiredService<ApplianceInitializer>().InitializeAsync(createDemo: sameSiteAs is null, newDatabase: hsmOptions is not null);
         await app.StartAsync();
         return new ApplianceServer(app, directory, pgDatabase, sameSiteAs?.Init ?? init, clock, connectionString, clientHandler, hsm);
     }
