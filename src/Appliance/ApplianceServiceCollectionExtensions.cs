@@ -32,6 +32,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<OutboxStore>();
         services.AddSingleton<OutboxDepth>();
         services.AddSingleton<TestOutbox>();
+        services.AddSingleton<DeliveryOverview>();
         services.AddSingleton<DeliveryRouting>();
         services.AddSingleton<ChallengeService>();
         services.AddSingleton<ApplianceMetrics>();
