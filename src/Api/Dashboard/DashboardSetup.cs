@@ -26,11 +26,12 @@ public static class DashboardSetup
 
     public static IServiceCollection AddDashboard(this IServiceCollection services, string dataDirectory)
     {
+        // The pages live in this assembly, whatever the entry assembly is (a test host, a deployment's own host).
         services.AddRazorPages(o =>
         {
             o.RootDirectory = "/Dashboard/Pages";
             o.Conventions.ConfigureFilter(new DashboardFilter());
-        });
+        }).AddApplicationPart(typeof(DashboardSetup).Assembly);
         // Sessions and antiforgery tokens survive a restart (keys beside the database; whoever reads the data
         // directory holds the HSM PIN already). Nodes behind one load balancer need this directory shared, or sticky sessions.
         services.AddDataProtection()
