@@ -129,10 +129,7 @@ public static class AdminEndpoints
             var body = await ReadObjectAsync(http);
             OnlyFields(body, "overlap_seconds");
             var overlap = body["overlap_seconds"] is null ? DefaultOverlap
-                : body["overlap_seconds"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<long>(out var seconds)
-                    && seconds >= 0 && seconds <= (long)ApiKeys.MaxOverlap.TotalSeconds
-                    ? TimeSpan.FromSeconds(seconds)
-                    : throw new MfaException(ErrorCode.InvalidRequest, $"overlap_seconds must be an integer from 0 to {(long)ApiKeys.MaxOverlap.TotalSeconds}", "overlap_seconds");
+                : Overlap(body["overlap_seconds"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<long>(out var seconds) ? seconds : -1);
             var rolled = ApiKeyRollResponse.From(await keys.RollAsync(id, keyId, overlap, http.RequestAborted));
             http.Response.Headers.CacheControl = "no-store";
             OperatorChanges.Describe(http, OperatorChanges.Rolled(rolled), rolled.Key.Mode);
@@ -200,6 +197,15 @@ public static class AdminEndpoints
             ? JsonObject.Create(doc.RootElement.Clone())!
             : throw new MfaException(ErrorCode.InvalidRequest, "the body must be a JSON object");
     }
+
+    /// <summary>A roll's overlap from its seconds (the API's number, the command line's or the dashboard's text); out of range is a 400 naming <c>overlap_seconds</c>.</summary>
+    public static TimeSpan Overlap(long seconds) =>
+        seconds >= 0 && seconds <= (long)ApiKeys.MaxOverlap.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new MfaException(ErrorCode.InvalidRequest, $"overlap_seconds must be a whole number from 0 to {(long)ApiKeys.MaxOverlap.TotalSeconds}", "overlap_seconds");
+
+    public static TimeSpan Overlap(string? seconds) =>
+        Overlap(long.TryParse(seconds?.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : -1);
 
     /// <summary>A field the endpoint does not take is a 400 naming it, rather than silently ignored.</summary>
     internal static void OnlyFields(JsonObject body, params string[] names)

@@ -67,7 +67,7 @@ public static class OperatorCommands
                 ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode, null),
                 ["api-keys", "create", var app, var mode, var label] => await CreateKeyAsync(keys, app, mode, label),
                 ["api-keys", "roll", var app, var keyId] => ApiKeyRollResponse.From(await keys.RollAsync(app, keyId, AdminEndpoints.DefaultOverlap)),
-                ["api-keys", "roll", var app, var keyId, var overlap] => ApiKeyRollResponse.From(await keys.RollAsync(app, keyId, Overlap(overlap))),
+                ["api-keys", "roll", var app, var keyId, var overlap] => ApiKeyRollResponse.From(await keys.RollAsync(app, keyId, AdminEndpoints.Overlap(overlap))),
                 ["api-keys", "label", var app, var keyId] => await LabelAsync(keys, app, keyId, null),
                 ["api-keys", "label", var app, var keyId, var label] => await LabelAsync(keys, app, keyId, label),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
@@ -128,11 +128,6 @@ public static class OperatorCommands
         return new Changed(after, Audit.OperatorChanges.Label(before, after));
     }
 
-    private static TimeSpan Overlap(string text) =>
-        long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
-        && seconds <= (long)ApiKeys.MaxOverlap.TotalSeconds
-            ? TimeSpan.FromSeconds(seconds)
-            : throw new MfaException(ErrorCode.InvalidRequest, $"OVERLAP_SECONDS must be an integer from 0 to {(long)ApiKeys.MaxOverlap.TotalSeconds}", "overlap_seconds");
 
     /// <summary>Runs init; returns the recovery token minted on an existing install (for the audit record), else null.</summary>
     private static async Task<OperatorTokenResponse?> InitAsync(ApplianceInitializer init, IConfiguration configuration, Tls.TlsMaterial? tls, TextWriter stdout)

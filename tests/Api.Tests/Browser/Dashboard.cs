@@ -9,7 +9,7 @@ namespace DevRift.Hsm.Api.Tests.Browser;
 /// </summary>
 public sealed class Dashboard : IAsyncDisposable
 {
-    private readonly List<string> _errors = [];
+    private readonly PageErrors _errors;
     private readonly List<string> _requests = [];
 
     private Dashboard(IPage page, Uri origin)
@@ -23,24 +23,7 @@ public sealed class Dashboard : IAsyncDisposable
                 _requests.Add(r.Url);
             }
         };
-        page.Console += (_, m) =>
-        {
-            // A 4xx the test asked for is logged by Chromium as a failed load; that is the page refusing, not an error.
-            if (m.Type == "error" && !m.Text.StartsWith("Failed to load resource: the server responded with a status of 4", StringComparison.Ordinal))
-            {
-                lock (_errors)
-                {
-                    _errors.Add(m.Text);
-                }
-            }
-        };
-        page.PageError += (_, e) =>
-        {
-            lock (_errors)
-            {
-                _errors.Add(e);
-            }
-        };
+        _errors = new PageErrors(page);
     }
 
     public IPage Page { get; }
@@ -49,16 +32,7 @@ public sealed class Dashboard : IAsyncDisposable
 
     public static string ArtifactDirectory { get; } = Path.Combine(AppContext.BaseDirectory, "artifacts", "dashboard");
 
-    public IReadOnlyList<string> Errors
-    {
-        get
-        {
-            lock (_errors)
-            {
-                return [.. _errors];
-            }
-        }
-    }
+    public IReadOnlyList<string> Errors => _errors.All;
 
     public IReadOnlyList<string> Requests
     {

@@ -294,10 +294,25 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
     }
 
     [Fact]
-    public async Task The_delivery_page_shows_each_channels_provider_and_the_outbox_by_status()
+    public async Task The_delivery_page_shows_each_channels_provider_the_outbox_by_status_and_recent_failures_with_their_reason()
     {
+        // Given a live message a provider refused for good (as the dispatcher records it)
+        await using (var db = await Server.OpenDatabaseAsync())
+        {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            await Dapper.SqlMapper.ExecuteAsync(db,
+                """
+                INSERT INTO outbox (id, application_id, mode, kind, channel, destination, locale, status, attempts, next_attempt_at, created_at, expires_at, last_error)
+                VALUES ('msg_dashfailure', @app, 'live', 'code', 'EMAIL', 'bounced@example.com', 'en', 'failed', 1, @now, @now, @now, '550 5.1.1 recipient rejected')
+                """, new { app = Server.ApplicationId, now });
+        }
+
         await using var dashboard = await SignedInAsync();
         await dashboard.GoAsync("/dashboard/delivery");
+        var failures = await dashboard.Page.Locator("#failures").InnerTextAsync();
+        Assert.Contains("550 5.1.1 recipient rejected", failures, StringComparison.Ordinal);
+        Assert.DoesNotContain("bounced@example.com", failures, StringComparison.Ordinal);
+        Assert.Equal("1", (await dashboard.Page.Locator("#depth tr[data-status='failed'] td").Nth(1).InnerTextAsync()).Trim());
         foreach (var channel in new[] { "EMAIL", "SMS", "WHATSAPP", "CALL" })
         {
             Assert.Contains("not configured", await dashboard.Page.Locator($"#providers tr[data-channel='{channel}']").InnerTextAsync(), StringComparison.Ordinal);

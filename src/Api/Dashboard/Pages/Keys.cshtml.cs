@@ -1,9 +1,7 @@
-using System.Globalization;
 using DevRift.Hsm.Api.Admin;
 using DevRift.Hsm.Api.Audit;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
-using DevRift.Hsm.Appliance.Errors;
 using Microsoft.AspNetCore.Mvc;
 
 namespace DevRift.Hsm.Api.Dashboard.Pages;
@@ -47,10 +45,7 @@ public sealed class KeysModel(ApplicationStore applications, ApiKeys keys, TimeP
     {
         await ChangeAsync(AuditEvents.ApiKeyRoll, Id, async () =>
         {
-            var seconds = long.TryParse(overlap?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s <= (long)ApiKeys.MaxOverlap.TotalSeconds
-                ? s
-                : throw new MfaException(ErrorCode.InvalidRequest, $"overlap_seconds must be a whole number from 0 to {(long)ApiKeys.MaxOverlap.TotalSeconds}", "overlap_seconds");
-            var rolled = ApiKeyRollResponse.From(await keys.RollAsync(Id, keyId ?? "", TimeSpan.FromSeconds(seconds), HttpContext.RequestAborted));
+            var rolled = ApiKeyRollResponse.From(await keys.RollAsync(Id, keyId ?? "", AdminEndpoints.Overlap(overlap), HttpContext.RequestAborted));
             (NewKeyId, NewSecret) = (rolled.Key.Id, rolled.Key.Secret);
             Message = $"{rolled.Previous.Id} works until {When(rolled.Previous.ExpiresAt)}, then it is refused.";
             return new Change(OperatorChanges.Rolled(rolled), rolled.Key.Mode);
