@@ -1,4 +1,5 @@
 using DevRift.Hsm.Api.Elements;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;
 
@@ -62,6 +63,21 @@ public static class DashboardSetup
     public static WebApplication MapDashboard(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        // The session's principal is known before the pages' filters run, antiforgery's included (its tokens are bound
+        // to the signed-in operator). The host has several schemes under mutual TLS and so no default one: name it here.
+        app.Use(async (http, next) =>
+        {
+            if (http.Request.Path.StartsWithSegments("/dashboard", StringComparison.Ordinal))
+            {
+                var session = await http.AuthenticateAsync(Scheme);
+                if (session.Succeeded)
+                {
+                    http.User = session.Principal;
+                }
+            }
+
+            await next(http);
+        });
         app.MapGet("/", () => Results.Redirect("/dashboard")).ExcludeFromDescription();
         app.MapGet("/dashboard/assets/demo.css", (HttpContext http) => s_style.Serve(http, "no-cache")).ExcludeFromDescription();
         app.MapGet("/dashboard/assets/dashboard.css", (HttpContext http) => s_dashboardStyle.Serve(http, "no-cache")).ExcludeFromDescription();

@@ -490,12 +490,21 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
         Assert.Equal(SameSiteAttribute.Strict, session.SameSite);
         Assert.Equal(200, await dashboard.GoAsync("/dashboard/hsm"));
         await dashboard.ScreenshotAsync("hsm-over-mtls");
+
+        // And its forms work (antiforgery tokens bound to the certificate's session): a token is created
+        await dashboard.GoAsync("/dashboard/operators");
+        await dashboard.Page.GetByLabel("Label (who or what holds it)").FillAsync("made over mtls");
+        Assert.Equal(200, await dashboard.ClickAsync("#create-token"));
+        Assert.StartsWith("adm_", (await dashboard.Page.Locator("#new-secret").InnerTextAsync()).Trim(), StringComparison.Ordinal);
         dashboard.AssertCleanAndOffline();
 
         // And a token sign-in works over TLS too, in a context without the certificate
         await using var withToken = await Dashboard.OpenAsync(browser.Browser, new BrowserNewContextOptions { BaseURL = origin, IgnoreHTTPSErrors = true });
         await withToken.SignInAsync(server.OperatorToken);
         Assert.True(Assert.Single(await withToken.Page.Context.CookiesAsync(), c => c.Name == "devrift_dashboard").Secure);
+        await withToken.GoAsync("/dashboard/operators");
+        await withToken.Page.GetByLabel("Label (who or what holds it)").FillAsync("made with a token over tls");
+        Assert.Equal(200, await withToken.ClickAsync("#create-token"));
         withToken.AssertCleanAndOffline();
     }
 }
