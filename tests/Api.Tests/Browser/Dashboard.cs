@@ -11,6 +11,7 @@ public sealed class Dashboard : IAsyncDisposable
 {
     private readonly PageErrors _errors;
     private readonly List<string> _requests = [];
+    private int _lastStatus;
 
     private Dashboard(IPage page, Uri origin)
     {
@@ -24,6 +25,13 @@ public sealed class Dashboard : IAsyncDisposable
             }
         };
         _errors = new PageErrors(page);
+        page.Response += (_, r) =>
+        {
+            if (r.Request.IsNavigationRequest && r.Request.Frame == page.MainFrame && r.Status is < 300 or >= 400)
+            {
+                Volatile.Write(ref _lastStatus, r.Status);
+            }
+        };
     }
 
     public IPage Page { get; }
@@ -69,13 +77,18 @@ public sealed class Dashboard : IAsyncDisposable
     /// <summary>Goes to a page and returns the HTTP status that served it.</summary>
     public async Task<int> GoAsync(string path) => (await Page.GotoAsync(path))?.Status ?? 0;
 
-    /// <summary>Clicks and waits for the page the click loads (after any redirect); returns its status.</summary>
+    /// <summary>
+    /// Clicks and waits for the document the click loads (after any redirect) to replace this one; returns the status
+    /// that served it. The old document is marked first, so a new one is told apart even at the same URL.
+    /// </summary>
     public async Task<int> ClickAsync(string selector)
     {
-        var response = await Page.RunAndWaitForResponseAsync(() => Page.Locator(selector).ClickAsync(),
-            r => r.Request.IsNavigationRequest && r.Request.Frame == Page.MainFrame && r.Status is < 300 or >= 400);
+        Volatile.Write(ref _lastStatus, 0);
+        await Page.EvaluateAsync("() => document.body.setAttribute('data-stale', '')");
+        await Page.Locator(selector).ClickAsync();
+        await Page.Locator("body:not([data-stale])").WaitForAsync();
         await Page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
-        return response.Status;
+        return Volatile.Read(ref _lastStatus);
     }
 
     public async Task ScreenshotAsync(string name)
