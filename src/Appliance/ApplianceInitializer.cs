@@ -4,8 +4,12 @@ using DevRift.Hsm.Crypto;
 
 namespace DevRift.Hsm.Appliance;
 
-/// <summary>What <c>init</c> made, with the secrets that exist only in this result.</summary>
-public sealed record InitResult(IReadOnlyList<string> KeysCreated, Application? DemoApplication, string? DemoTestKey, string? OperatorToken);
+/// <summary>
+/// What <c>init</c> made, with the secrets that exist only in this result. <paramref name="RecoveryToken"/> is an
+/// operator token minted on an existing install at the operator's request (the way back in when every token is lost).
+/// </summary>
+public sealed record InitResult(IReadOnlyList<string> KeysCreated, Application? DemoApplication, string? DemoTestKey, string? OperatorToken,
+    CreatedOperatorToken? RecoveryToken = null);
 
 /// <summary>
 /// First-run set-up, idempotent: the HSM key hierarchy, the database schema, and on an empty database a demo
@@ -19,7 +23,16 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
     /// refused unless <paramref name="newDatabase"/>: that is most often a mistyped database path, and going on would
     /// start a second, empty appliance (with its own demo application and operator token) on the same keys.
     /// </summary>
-    public async Task<InitResult> InitializeAsync(bool createDemo, bool newDatabase = false, CancellationToken ct = default)
+    /// <remarks>
+    /// With <paramref name="newOperatorToken"/> on an install that already has its demo application or tokens, a new
+    /// operator token is minted and returned in <see cref="InitResult.RecoveryToken"/>. It is reached only after the
+    /// HSM session has logged in with the user PIN (the keys are read first), so only someone who holds the PIN can
+    /// mint one; the caller audits it.
+    /// </remarks>
+    public async Task<InitResult> InitializeAsync(bool createDemo, bool newDatabase = false, CancellationToken ct = default) =>
+        await InitializeAsync(createDemo, newDatabase, newOperatorToken: false, ct);
+
+    public async Task<InitResult> InitializeAsync(bool createDemo, bool newDatabase, bool newOperatorToken, CancellationToken ct = default)
     {
         CheckConnectionString();
         // Reached before anything is created, so an unreachable server is one line naming the driver's reason.
@@ -35,7 +48,8 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
         db.Migrate();
         if (!createDemo || (await applications.ListAsync(ct)).Count > 0 || await operators.AnyAsync(ct))
         {
-            return new InitResult(created, null, null, null);
+            var recovery = newOperatorToken ? await operators.CreateTokenAsync("recovery (init)", ct) : null;
+            return new InitResult(created, null, null, null, recovery);
         }
 
         var demo = await applications.CreateAsync("Demo", Plans.Enterprise, ct);

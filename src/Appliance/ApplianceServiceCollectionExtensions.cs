@@ -31,6 +31,8 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<OperatorTokens>();
         services.AddSingleton<OutboxStore>();
         services.AddSingleton<OutboxDepth>();
+        services.AddSingleton<TestOutbox>();
+        services.AddSingleton<DeliveryOverview>();
         services.AddSingleton<DeliveryRouting>();
         services.AddSingleton<ChallengeService>();
         services.AddSingleton<ApplianceMetrics>();

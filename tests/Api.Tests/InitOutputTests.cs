@@ -33,8 +33,13 @@ public sealed class InitOutputTests
         Assert.Contains($"curl -X POST http://127.0.0.1:18099/v1/mfa -H \"Authorization: Bearer {key}\" -d \"User=ada@example.com, Type=EMAIL\"", output, StringComparison.Ordinal);
         Assert.Contains("http://localhost:18099/demo", output, StringComparison.Ordinal);
 
-        // And the second run creates nothing and shows no secret
-        Assert.Equal("hsm: the token already has its keys", second.ToString().Trim());
+        // And the operator dashboard's address
+        Assert.Contains("http://localhost:18099/dashboard", output, StringComparison.Ordinal);
+
+        // And the second run creates nothing and shows no secret, only where the dashboard is
+        Assert.Equal(
+            ["hsm: the token already has its keys", "dashboard: http://localhost:18099/dashboard (lost every operator token? init --Init:OperatorToken=true mints one)"],
+            second.ToString().Trim().Split(Environment.NewLine));
         Directory.Delete(directory, recursive: true);
     }
 

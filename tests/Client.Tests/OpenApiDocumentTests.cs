@@ -37,7 +37,7 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
     {
         var doc = await DocumentAsync();
         var operations = Operations(doc).ToList();
-        Assert.Equal(29, operations.Count);
+        Assert.Equal(36, operations.Count);
         Assert.All(operations, o => Assert.True(DevRift.Hsm.Api.OpenApi.OperationContracts.ByRoute.ContainsKey($"{o.Method.ToUpperInvariant()} {o.Path}"),
             $"{o.Method} {o.Path} has no entry in src/Api/OpenApi/OperationContracts.cs"));
         var schemes = doc.GetProperty("components").GetProperty("securitySchemes");
@@ -83,8 +83,9 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         Assert.True(send.GetProperty("responses").GetProperty("409").GetProperty("content").GetProperty("application/problem+json").GetProperty("examples").TryGetProperty("idempotency_key_reused", out _));
 
         var audit = paths.GetProperty("/admin/v1/audit").GetProperty("get").GetProperty("parameters").EnumerateArray().ToList();
-        Assert.Equal(["after", "limit"], audit.Select(p => p.GetProperty("name").GetString()));
-        Assert.All(audit, p => Assert.Equal("integer", p.GetProperty("schema").GetProperty("type").GetString()));
+        Assert.Equal(["after", "limit", "event", "application_id", "subject", "outcome", "from", "to"], audit.Select(p => p.GetProperty("name").GetString()));
+        Assert.All(audit.Take(2), p => Assert.Equal("integer", p.GetProperty("schema").GetProperty("type").GetString()));
+        Assert.All(audit.Skip(2), p => Assert.Equal("string", p.GetProperty("schema").GetProperty("type").GetString()));
 
         var schemas = doc.GetProperty("components").GetProperty("schemas");
         var challenge = schemas.GetProperty("ChallengeResponse").GetProperty("properties");

@@ -49,23 +49,94 @@ public static class AuditEndpoints
         ArgumentNullException.ThrowIfNull(admin);
         admin.MapGet("/audit", async (HttpContext http, AuditLog audit) =>
         {
-            var after = Parse(http.Request.Query["after"], "after", 0, long.MaxValue, 0);
-            var limit = (int)Parse(http.Request.Query["limit"], "limit", 1, MaxLimit, DefaultLimit);
-            return TypedResults.Ok(await ListAsync(audit, after, limit, http.RequestAborted));
-        }).WithSummary("Audit records after seq 'after' (default 0), oldest first, at most 'limit' (default 100, max 1000)");
+            var query = http.Request.Query;
+            foreach (var (name, values) in query)
+            {
+                if (!QueryParameters.Contains(name, StringComparer.Ordinal))
+                {
+                    throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' is not a parameter of this endpoint; expected {string.Join(", ", QueryParameters)}", name);
+                }
+
+                if (values.Count > 1)
+                {
+                    throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' is given more than once", name);
+                }
+            }
+
+            var after = Parse(query["after"], "after", 0, long.MaxValue, 0);
+            var limit = (int)Parse(query["limit"], "limit", 1, MaxLimit, DefaultLimit);
+            var filter = Filter(query["event"], query["application_id"], query["subject"], query["outcome"], query["from"], query["to"]);
+            return TypedResults.Ok(await ListAsync(audit, filter, after, limit, http.RequestAborted));
+        }).WithSummary("Audit records after seq 'after' (default 0), oldest first, at most 'limit' (default 100, max 1000), filtered by event, application_id, subject, outcome and time (from inclusive, to exclusive); an unknown parameter is a 400");
         admin.MapGet("/audit/verify", async (AuditLog audit, CancellationToken ct) =>
             TypedResults.Ok(AuditVerifyResponse.From(await audit.VerifyAsync(ct))))
             .WithSummary("Recompute the audit chain in the HSM: valid, number of records, first bad seq");
         return admin;
     }
 
-    public static async Task<AuditListResponse> ListAsync(AuditLog audit, long after, int limit, CancellationToken ct = default)
+    /// <summary>The query parameters <c>GET /admin/v1/audit</c> takes; any other is refused.</summary>
+    public static readonly string[] QueryParameters = ["after", "limit", "event", "application_id", "subject", "outcome", "from", "to"];
+
+    public static Task<AuditListResponse> ListAsync(AuditLog audit, long after, int limit, CancellationToken ct = default) =>
+        ListAsync(audit, AuditFilter.None, after, limit, ct);
+
+    public static async Task<AuditListResponse> ListAsync(AuditLog audit, AuditFilter filter, long after, int limit, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(audit);
-        var rows = await audit.ListAsync(after, limit + 1, ct);
+        var rows = await audit.QueryAsync(filter, after, limit + 1, ct);
         var hasMore = rows.Count > limit;
         var page = rows.Take(limit).Select(AuditRecordResponse.From).ToList();
         return new AuditListResponse("list", page, hasMore, hasMore ? page[^1].Seq : null);
+    }
+
+    /// <summary>
+    /// The filter from its text form (empty means unset): a known event name, an application id, a subject as the
+    /// API takes a user (normalised as the records store it), an outcome, and ISO 8601 times.
+    /// </summary>
+    public static AuditFilter Filter(string? evt, string? applicationId, string? subject, string? outcome, string? from, string? to)
+    {
+        evt = Empty(evt);
+        if (evt is not null && !AuditEvents.All.Contains(evt, StringComparer.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"'event' must be one of {string.Join(", ", AuditEvents.All)}", "event");
+        }
+
+        subject = Empty(subject);
+        if (subject is not null)
+        {
+            try
+            {
+                subject = Appliance.Users.MfaUser.Parse(subject).Key;
+            }
+            catch (MfaException)
+            {
+                // Not a user the API would take: matched as written (it then matches nothing).
+            }
+        }
+
+        var fromTime = Time(from, "from");
+        var toTime = Time(to, "to");
+        if (fromTime is not null && toTime is not null && toTime <= fromTime)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "'to' must be later than 'from'", "to");
+        }
+
+        return new AuditFilter(evt, Empty(applicationId), subject, Empty(outcome), fromTime, toTime);
+    }
+
+    private static string? Empty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+
+    private static DateTimeOffset? Time(string? raw, string name)
+    {
+        raw = Empty(raw);
+        if (raw is null)
+        {
+            return null;
+        }
+
+        return DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)
+            ? t
+            : throw new MfaException(ErrorCode.InvalidRequest, $"'{name}' must be an ISO 8601 time such as 2026-06-01T12:00:00Z", name);
     }
 
     /// <summary>An optional integer in [min, max]; anything else is a 400 naming the field.</summary>

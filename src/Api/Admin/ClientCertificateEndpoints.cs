@@ -30,12 +30,14 @@ public static class ClientCertificateEndpoints
         admin.MapPost("/applications/{id}/client-certificates", async (string id, HttpContext http, ClientCertificates certificates) =>
         {
             var body = await AdminEndpoints.ReadObjectAsync(http);
-            var created = await certificates.AddAsync(id, String(body, "pem"), String(body, "thumbprint"), http.RequestAborted);
-            return TypedResults.Created($"/admin/v1/applications/{id}/client-certificates/{created.Id}", ClientCertificateResponse.From(created));
-        }).WithSummary("Register a client certificate ({\"pem\": \"-----BEGIN CERTIFICATE-----…\"} or {\"thumbprint\": SHA-256, 64 hex})");
-        admin.MapDelete("/applications/{id}/client-certificates/{certificateId}", async (string id, string certificateId, ClientCertificates certificates, CancellationToken ct) =>
+            var created = ClientCertificateResponse.From(await certificates.AddAsync(id, String(body, "pem"), String(body, "thumbprint"), http.RequestAborted));
+            Audit.OperatorChanges.Describe(http, Audit.OperatorChanges.Certificate(created));
+            return TypedResults.Created($"/admin/v1/applications/{id}/client-certificates/{created.Id}", created);
+        }).WithSummary("Register a client certificate ({\"pem\": \"-----BEGIN CERTIFICATE-----…\"}, an end-entity certificate with clientAuth usage, or {\"thumbprint\": SHA-256, 64 hex})");
+        admin.MapDelete("/applications/{id}/client-certificates/{certificateId}", async (string id, string certificateId, HttpContext http, ClientCertificates certificates) =>
         {
-            await certificates.RemoveAsync(id, certificateId, ct);
+            var removed = ClientCertificateResponse.From(await certificates.RemoveAsync(id, certificateId, http.RequestAborted));
+            Audit.OperatorChanges.Describe(http, Audit.OperatorChanges.Certificate(removed));
             return TypedResults.NoContent();
         }).WithSummary("Remove a client certificate; it is refused from the next request");
         return admin;

@@ -40,14 +40,16 @@ public static class HsmEndpoints
         admin.MapPost("/hsm/rotate", async (HttpContext http, KeyManagement keys) =>
         {
             var body = await AdminEndpoints.ReadObjectAsync(http);
-            var created = await keys.RotateAsync(Purpose(body), http.RequestAborted);
-            return TypedResults.Created("/admin/v1/hsm", HsmKeyResponse.From(created));
+            var created = HsmKeyResponse.From(await keys.RotateAsync(Purpose(body), http.RequestAborted));
+            Audit.OperatorChanges.Describe(http, Audit.OperatorChanges.HsmKey(created));
+            return TypedResults.Created("/admin/v1/hsm", created);
         }).WithSummary("Create the next version of a purpose's key ({\"purpose\": seed-kek|code|lookup|seal|audit}); new data uses it at once");
         admin.MapPost("/hsm/retire", async (HttpContext http, KeyManagement keys) =>
         {
             var body = await AdminEndpoints.ReadObjectAsync(http);
-            var retired = await keys.RetireAsync(Purpose(body), Version(body), http.RequestAborted);
-            return TypedResults.Ok(HsmKeyResponse.From(retired, retired: true));
+            var retired = HsmKeyResponse.From(await keys.RetireAsync(Purpose(body), Version(body), http.RequestAborted), retired: true);
+            Audit.OperatorChanges.Describe(http, Audit.OperatorChanges.HsmKey(retired));
+            return TypedResults.Ok(retired);
         }).WithSummary("Destroy an old key version ({\"purpose\", \"version\"}); 409 key_in_use while it is current or data depends on it");
         return admin;
     }

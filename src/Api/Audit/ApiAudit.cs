@@ -209,64 +209,78 @@ public static class ApiAudit
             AuditEntry.ByCaller(caller, evt, Subject(user), outcome, detail), http.RequestAborted);
     }
 
+    /// <summary>The audit event of each operator route that changes something.</summary>
+    private static readonly Dictionary<(string Method, string Route), string> s_adminEvents = new()
+    {
+        [("POST", "/admin/v1/applications")] = AuditEvents.ApplicationCreate,
+        [("PATCH", "/admin/v1/applications/{id}")] = AuditEvents.ApplicationUpdate,
+        [("PATCH", "/admin/v1/applications/{id}/settings")] = AuditEvents.SettingsUpdate,
+        [("POST", "/admin/v1/applications/{id}/api-keys")] = AuditEvents.ApiKeyCreate,
+        [("PATCH", "/admin/v1/applications/{id}/api-keys/{keyId}")] = AuditEvents.ApiKeyLabel,
+        [("POST", "/admin/v1/applications/{id}/api-keys/{keyId}/roll")] = AuditEvents.ApiKeyRoll,
+        [("DELETE", "/admin/v1/applications/{id}/api-keys/{keyId}")] = AuditEvents.ApiKeyRevoke,
+        [("DELETE", "/admin/v1/applications/{id}/test-messages")] = AuditEvents.TestMessagesPurge,
+        [("POST", "/admin/v1/applications/{id}/client-certificates")] = AuditEvents.ClientCertificateAdd,
+        [("DELETE", "/admin/v1/applications/{id}/client-certificates/{certificateId}")] = AuditEvents.ClientCertificateRemove,
+        [("POST", "/admin/v1/hsm/rotate")] = AuditEvents.HsmKeyRotate,
+        [("POST", "/admin/v1/hsm/retire")] = AuditEvents.HsmKeyRetire,
+        [("POST", "/admin/v1/operator-tokens")] = AuditEvents.OperatorTokenCreate,
+        [("DELETE", "/admin/v1/operator-tokens/{tokenId}")] = AuditEvents.OperatorTokenRevoke,
+    };
+
     private static async Task AppendAdminAsync(HttpContext http, string outcome, object? result)
     {
         var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
         var method = http.Request.Method;
         var applicationId = http.Request.RouteValues["id"]?.ToString();
-        string? mode = null;
-        var detail = new JsonObject { ["via"] = "api", ["operator_id"] = http.OperatorId() };
-        string evt;
-        switch (method, route)
+        if (route.StartsWith("/admin/v1/operator-tokens", StringComparison.Ordinal) || route.StartsWith("/admin/v1/hsm", StringComparison.Ordinal))
         {
-            case ("POST", "/admin/v1/applications"):
-                evt = AuditEvents.ApplicationCreate;
-                if (result is Created<ApplicationResponse> { Value: { } a })
-                {
-                    applicationId = a.Id;
-                    detail["plan"] = a.Plan;
-                }
+            applicationId = null;
+        }
 
-                break;
-            case ("PATCH", "/admin/v1/applications/{id}/settings"):
-                evt = AuditEvents.SettingsUpdate;
-                detail["fields"] = new JsonArray([.. (await JsonFieldNamesAsync(http)).Select(n => (JsonNode)JsonValue.Create(n))]);
-                break;
-            case ("POST", "/admin/v1/applications/{id}/api-keys"):
-                evt = AuditEvents.ApiKeyCreate;
-                if (result is Created<ApiKeyResponse> { Value: { } k })
-                {
-                    detail["key_id"] = k.Id;
-                    mode = k.Mode;
-                }
+        var (described, mode) = OperatorChanges.Described(http);
+        var detail = new JsonObject { ["via"] = "api", ["operator_id"] = http.OperatorId() };
+        if (result is Created<ApplicationResponse> { Value: { } a })
+        {
+            applicationId = a.Id;
+            described = OperatorChanges.Created(a);
+        }
 
-                break;
-            case ("DELETE", "/admin/v1/applications/{id}/api-keys/{keyId}"):
-                evt = AuditEvents.ApiKeyRevoke;
-                detail["key_id"] = http.Request.RouteValues["keyId"]?.ToString();
-                if (result is Ok<ApiKeyResponse> { Value: { } r })
-                {
-                    mode = r.Mode;
-                }
+        if (!s_adminEvents.TryGetValue((method, route), out var evt))
+        {
+            evt = AuditEvents.OperatorAction;
+            detail["method"] = method;
+            detail["route"] = route;
+        }
 
-                break;
-            default:
-                evt = AuditEvents.OperatorAction;
-                detail["method"] = method;
-                detail["route"] = route;
-                var values = new JsonObject();
-                foreach (var (name, v) in http.Request.RouteValues)
-                {
-                    values[name] = v?.ToString();
-                }
+        // What was asked, by name only: the route's ids and the body's field names (never their values).
+        foreach (var (name, value) in http.Request.RouteValues)
+        {
+            if (name != "id")
+            {
+                detail[RouteValueName(name)] = value?.ToString();
+            }
+        }
 
-                detail["values"] = values;
-                break;
+        detail["fields"] = new JsonArray([.. (await JsonFieldNamesAsync(http)).Select(n => (JsonNode)JsonValue.Create(n))]);
+
+        // What changed, as the endpoint described it once it succeeded.
+        foreach (var (name, value) in described ?? [])
+        {
+            detail[name] = value?.DeepClone();
         }
 
         await http.RequestServices.GetRequiredService<AuditLog>().AppendAsync(
             new AuditEntry(evt, AuditEntry.Operator, applicationId, mode, null, outcome, detail), http.RequestAborted);
     }
+
+    private static string RouteValueName(string name) => name switch
+    {
+        "keyId" => "key_id",
+        "certificateId" => "certificate_id",
+        "tokenId" => "token_id",
+        _ => name,
+    };
 
     /// <summary>The user and type fields of a buffered body, read again after the handler; nothing else.</summary>
     private static async Task<(string? User, string? Type)> UserAndTypeAsync(HttpContext http)

@@ -16,7 +16,12 @@ public static class ClientCertificateCommands
 {
     private const string Usage = "usage: client-certificates list APP | client-certificates add APP FILE.pem|SHA256_THUMBPRINT | client-certificates remove APP CERT_ID";
 
-    public sealed record Removed(string Object, string Id, bool Deleted);
+    public sealed record Removed(string Object, string Id, bool Deleted)
+    {
+        /// <summary>What was removed, for the audit record only.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public ClientCertificateResponse? Certificate { get; init; }
+    }
 
     public static async Task<object> RunAsync(IServiceProvider services, string[] words)
     {
@@ -31,8 +36,8 @@ public static class ClientCertificateCommands
                 var (pem, thumbprint) = PemOrThumbprint(value);
                 return ClientCertificateResponse.From(await certificates.AddAsync(app, pem, thumbprint));
             case ["remove", var app, var id]:
-                await certificates.RemoveAsync(app, id);
-                return new Removed("client_certificate", id, true);
+                var removed = await certificates.RemoveAsync(app, id);
+                return new Removed("client_certificate", id, true) { Certificate = ClientCertificateResponse.From(removed) };
             default:
                 throw new MfaException(ErrorCode.InvalidRequest, Usage);
         }

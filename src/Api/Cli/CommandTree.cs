@@ -96,7 +96,8 @@ public static class CommandTree
         serve.SetAction(_ => select(["serve"]));
         root.Add(serve);
 
-        var init = new Command("init", "Create the HSM keys and the database schema; on an empty database also a demo application, a test key and an operator token (shown once).");
+        var init = new Command("init", "Create the HSM keys and the database schema; on an empty database also a demo application, a test key and an operator token (shown once). " +
+            "On an existing install, --Init:OperatorToken=true mints a new operator token (the way back in when every token is lost; needs the HSM PIN, audited).");
         init.SetAction(_ => select(["init"]));
         root.Add(init);
 
@@ -108,15 +109,27 @@ public static class CommandTree
 
         root.Add(Group("applications", "Applications (the integrators that hold API keys).",
             Leaf("list", "List applications.", select),
-            Leaf("create", "Create an application.", select, Arg("NAME", "its name"), Arg("PLAN", "standard (default) or enterprise", optional: true, "standard", "enterprise"))));
+            Leaf("create", "Create an application.", select, Arg("NAME", "its name"), Arg("PLAN", "standard (default) or enterprise", optional: true, "standard", "enterprise")),
+            Leaf("rename", "Rename an application.", select, Arg("APP", "application id (app_…)"), Arg("NAME", "its new name"))));
         root.Add(Group("settings", "An application's settings (the names and ranges of API.md).",
             Leaf("get", "Show an application's settings.", select, Arg("APP", "application id (app_…)")),
             Leaf("set", "Change settings, each name=value (JSON values: name=[\"EMAIL\"], name=6).", select, Arg("APP", "application id (app_…)"),
                 new Argument<string[]>("NAME=VALUE") { Arity = ArgumentArity.OneOrMore, Description = "settings to change" })));
         root.Add(Group("api-keys", "API keys of an application.",
             Leaf("list", "List an application's keys (never their secrets).", select, Arg("APP", "application id (app_…)")),
-            Leaf("create", "Create a key; its secret is printed once.", select, Arg("APP", "application id (app_…)"), Arg("MODE", "test or live", optional: false, "test", "live")),
+            Leaf("create", "Create a key; its secret is printed once.", select, Arg("APP", "application id (app_…)"), Arg("MODE", "test or live", optional: false, "test", "live"),
+                Arg("LABEL", "what the key is for", optional: true)),
+            Leaf("roll", "Replace a key: a new secret now (printed once); the old key works until the overlap ends.", select, Arg("APP", "application id (app_…)"),
+                Arg("KEY_ID", "key id (ak_…)"), Arg("OVERLAP_SECONDS", "how long the old key keeps working (default 3600)", optional: true)),
+            Leaf("label", "Set (or, without LABEL, clear) a key's label.", select, Arg("APP", "application id (app_…)"), Arg("KEY_ID", "key id (ak_…)"),
+                Arg("LABEL", "the label", optional: true)),
             Leaf("revoke", "Revoke a key; it fails from its next request.", select, Arg("APP", "application id (app_…)"), Arg("KEY_ID", "key id (ak_…)"))));
+        root.Add(Group("operator-tokens", "Operator tokens (adm_…) for /admin/v1 and the dashboard.",
+            Leaf("list", "List tokens: id, label, created, last used, revoked (never their secrets).", select),
+            Leaf("create", "Create a token; its secret is printed once.", select, Arg("LABEL", "who or what holds it")),
+            Leaf("revoke", "Revoke a token; it is refused from its next request.", select, Arg("TOKEN_ID", "token id (op_…)"))));
+        root.Add(Group("test-messages", "The test outbox of an application.",
+            Leaf("purge", "Delete every test-mode message of an application.", select, Arg("APP", "application id (app_…)"))));
         root.Add(Group("audit", "The HSM-chained audit log.",
             Leaf("list", "List records after a sequence number.", select,
                 new Argument<long?>("AFTER") { Arity = ArgumentArity.ZeroOrOne, Description = "list records after this seq (default 0)" },

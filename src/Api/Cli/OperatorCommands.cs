@@ -11,9 +11,11 @@ namespace DevRift.Hsm.Api.Cli;
 /// The operator API on the command line (same services, same validation, JSON output):
 /// <code>
 /// init
-/// applications list | applications create NAME [standard|enterprise]
+/// applications list | applications create NAME [standard|enterprise] | applications rename APP NAME
 /// settings get APP | settings set APP name=value …
-/// api-keys list APP | api-keys create APP test|live | api-keys revoke APP KEY_ID
+/// api-keys list APP | api-keys create APP test|live [LABEL] | api-keys roll APP KEY_ID [OVERLAP_SECONDS] | api-keys label APP KEY_ID [LABEL] | api-keys revoke APP KEY_ID
+/// operator-tokens list | operator-tokens create LABEL | operator-tokens revoke TOKEN_ID
+/// test-messages purge APP
 /// audit list [AFTER] [LIMIT] | audit verify
 /// hsm status | hsm rotate PURPOSE | hsm retire PURPOSE VERSION
 /// </code>
@@ -39,8 +41,8 @@ public static class OperatorCommands
         {
             if (words is ["init"])
             {
-                await InitAsync(init, configuration, string.IsNullOrWhiteSpace(configuration["Tls:Certificate"]) ? null : services.GetRequiredService<Tls.TlsMaterial>(), stdout);
-                await AuditCommands.RecordAsync(services, words, null, "ok");
+                var recovery = await InitAsync(init, configuration, string.IsNullOrWhiteSpace(configuration["Tls:Certificate"]) ? null : services.GetRequiredService<Tls.TlsMaterial>(), stdout);
+                await AuditCommands.RecordAsync(services, words, recovery, "ok");
                 return 0;
             }
 
@@ -52,22 +54,34 @@ public static class OperatorCommands
 
             var apps = services.GetRequiredService<ApplicationStore>();
             var keys = services.GetRequiredService<ApiKeys>();
+            var tokens = services.GetRequiredService<OperatorTokens>();
             object result = words switch
             {
                 ["applications", "list"] => (await apps.ListAsync()).Select(ApplicationResponse.From).ToList(),
                 ["applications", "create", var name] => ApplicationResponse.From(await apps.CreateAsync(name, Plans.Standard)),
                 ["applications", "create", var name, var plan] => ApplicationResponse.From(await apps.CreateAsync(name, plan)),
+                ["applications", "rename", var app, var name] => await RenameAsync(apps, app, name),
                 ["settings", "get", var app] => AdminEndpoints.SettingsJson(await apps.GetAsync(app)),
-                ["settings", "set", var app, .. var pairs] when pairs.Length > 0 => AdminEndpoints.SettingsJson(await apps.UpdateSettingsAsync(app, ParsePairs(pairs))),
+                ["settings", "set", var app, .. var pairs] when pairs.Length > 0 => await SetSettingsAsync(apps, app, ParsePairs(pairs)),
                 ["api-keys", "list", var app] => (await keys.ListAsync((await apps.GetAsync(app)).Id)).Select(k => ApiKeyResponse.From(k)).ToList(),
-                ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode),
+                ["api-keys", "create", var app, var mode] => await CreateKeyAsync(keys, app, mode, null),
+                ["api-keys", "create", var app, var mode, var label] => await CreateKeyAsync(keys, app, mode, label),
+                ["api-keys", "roll", var app, var keyId] => ApiKeyRollResponse.From(await keys.RollAsync(app, keyId, AdminEndpoints.DefaultOverlap)),
+                ["api-keys", "roll", var app, var keyId, var overlap] => ApiKeyRollResponse.From(await keys.RollAsync(app, keyId, AdminEndpoints.Overlap(overlap))),
+                ["api-keys", "label", var app, var keyId] => await LabelAsync(keys, app, keyId, null),
+                ["api-keys", "label", var app, var keyId, var label] => await LabelAsync(keys, app, keyId, label),
                 ["api-keys", "revoke", var app, var keyId] => ApiKeyResponse.From(await keys.RevokeAsync(app, keyId)),
+                ["operator-tokens", "list"] => (await tokens.ListAsync()).Select(t => OperatorTokenResponse.From(t)).ToList(),
+                ["operator-tokens", "create", var label] => await CreateTokenAsync(tokens, label),
+                ["operator-tokens", "revoke", var tokenId] => OperatorTokenResponse.From(await tokens.RevokeAsync(tokenId)),
+                ["test-messages", "purge", var app] => new TestMessagesPurgeResponse("test_messages_purge", app,
+                    await services.GetRequiredService<Appliance.Outbox.TestOutbox>().PurgeAsync(app)),
                 ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
                 ["hsm", .. var hsm] => await HsmCommands.RunAsync(services, hsm),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create, settings get|set, api-keys list|create|revoke, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire"),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create|rename, settings get|set, api-keys list|create|roll|label|revoke, operator-tokens list|create|revoke, test-messages purge, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire"),
             };
             await AuditCommands.RecordAsync(services, words, result, "ok");
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(result, s_json));
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(result is Changed c ? c.Result : result, s_json));
             return 0;
         }
         catch (MfaException e)
@@ -78,31 +92,80 @@ public static class OperatorCommands
         }
     }
 
-    private static async Task<ApiKeyResponse> CreateKeyAsync(ApiKeys keys, string app, string mode)
+    private static async Task<ApiKeyResponse> CreateKeyAsync(ApiKeys keys, string app, string mode, string? label)
     {
-        var created = await keys.CreateAsync(app, mode);
+        var created = await keys.CreateAsync(app, mode, label);
         return ApiKeyResponse.From(created.Key, created.Secret);
     }
 
-    private static async Task InitAsync(ApplianceInitializer init, IConfiguration configuration, Tls.TlsMaterial? tls, TextWriter stdout)
+    private static async Task<OperatorTokenResponse> CreateTokenAsync(OperatorTokens tokens, string label)
+    {
+        var created = await tokens.CreateTokenAsync(label);
+        return OperatorTokenResponse.From(created.Token, created.Secret);
+    }
+
+    /// <summary>What changed, for the audit record (<see cref="AuditCommands.RecordAsync"/>), beside the answer.</summary>
+    public sealed record Changed(object Result, JsonObject Change);
+
+    private static async Task<Changed> RenameAsync(ApplicationStore apps, string app, string name)
+    {
+        var before = await apps.GetAsync(app);
+        var after = await apps.RenameAsync(app, name);
+        return new Changed(ApplicationResponse.From(after), Audit.OperatorChanges.Application(before, after));
+    }
+
+    private static async Task<Changed> SetSettingsAsync(ApplicationStore apps, string app, JsonObject patch)
+    {
+        var before = AdminEndpoints.SettingsJson(await apps.GetAsync(app));
+        var after = AdminEndpoints.SettingsJson(await apps.UpdateSettingsAsync(app, patch));
+        return new Changed(after, Audit.OperatorChanges.Settings(before, after));
+    }
+
+    private static async Task<Changed> LabelAsync(ApiKeys keys, string app, string keyId, string? label)
+    {
+        var before = await keys.FindAsync(app, keyId);
+        var after = ApiKeyResponse.From(await keys.LabelAsync(app, keyId, label));
+        return new Changed(after, Audit.OperatorChanges.Label(before, after));
+    }
+
+
+    /// <summary>Runs init; returns the recovery token minted on an existing install (for the audit record), else null.</summary>
+    private static async Task<OperatorTokenResponse?> InitAsync(ApplianceInitializer init, IConfiguration configuration, Tls.TlsMaterial? tls, TextWriter stdout)
     {
         var result = await init.InitializeAsync(
             createDemo: !string.Equals(configuration["Init:Demo"], "false", StringComparison.OrdinalIgnoreCase),
-            newDatabase: string.Equals(configuration["Init:NewDatabase"], "true", StringComparison.OrdinalIgnoreCase));
+            newDatabase: string.Equals(configuration["Init:NewDatabase"], "true", StringComparison.OrdinalIgnoreCase),
+            newOperatorToken: string.Equals(configuration["Init:OperatorToken"], "true", StringComparison.OrdinalIgnoreCase));
         await stdout.WriteLineAsync(result.KeysCreated.Count == 0
             ? "hsm: the token already has its keys"
             : $"hsm: created {string.Join(", ", result.KeysCreated)}");
-        if (result.DemoApplication is null)
-        {
-            return;
-        }
-
         var url = (configuration["urls"] ?? Hosting.ApplianceHost.DefaultUrls).Split(';')[0].TrimEnd('/');
-        var (curl, note) = tls is null ? ("curl", "") : CurlOverTls(configuration, tls, result.DemoApplication.Id);
         if (tls is not null && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
         {
             url = "https://" + url["http://".Length..];
         }
+
+        if (result.RecoveryToken is { } recovery)
+        {
+            await stdout.WriteLineAsync($"""
+
+                New operator token {recovery.Token.Id} ("{recovery.Token.Label}"), shown once:
+
+                  operator token:  {recovery.Secret}
+
+                Sign in at {DemoUrl(url)}/dashboard and revoke the tokens you no longer hold.
+
+                """);
+            return OperatorTokenResponse.From(recovery.Token);
+        }
+
+        if (result.DemoApplication is null)
+        {
+            await stdout.WriteLineAsync($"dashboard: {DemoUrl(url)}/dashboard (lost every operator token? init --Init:OperatorToken=true mints one)");
+            return null;
+        }
+
+        var (curl, note) = tls is null ? ("curl", "") : CurlOverTls(configuration, tls, result.DemoApplication.Id);
 
         await stdout.WriteLineAsync($"""
 
@@ -118,8 +181,10 @@ public static class OperatorCommands
               {curl} -X POST {url}/v1/mfa/verify -H "Authorization: Bearer {result.DemoTestKey}" -d "User=ada@example.com, Type=EMAIL, Code=THE_CODE"
 
             Or every method in a browser, with the test key: {DemoUrl(url)}/demo
+            The operator dashboard, with the operator token: {DemoUrl(url)}/dashboard
 
             """);
+        return null;
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DevRift.Hsm.Api.Admin;
+using DevRift.Hsm.Api.Dashboard;
 using DevRift.Hsm.Api.Demo;
 using DevRift.Hsm.Api.Elements;
 using DevRift.Hsm.Api.Health;
@@ -62,6 +63,7 @@ public static class ApplianceHost
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.AddApiDocument();
+        builder.Services.AddDashboard(dataDirectory);
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -82,6 +84,7 @@ public static class ApplianceHost
         app.MapV1();
         app.MapAdmin();
         app.MapElements();
+        app.MapDashboard();
         if (app.Configuration.GetValue("Demo:Enabled", true))
         {
             app.MapDemo();

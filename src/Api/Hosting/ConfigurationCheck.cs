@@ -45,6 +45,7 @@ public static class ConfigurationCheck
         ("Demo:Enabled", typeof(bool)),
         ("Init:Demo", typeof(bool)),
         ("Init:NewDatabase", typeof(bool)),
+        ("Init:OperatorToken", typeof(bool)),
     ];
 
     /// <summary>The host's own settings (ASP.NET Core and the generic host), accepted with any value.</summary>

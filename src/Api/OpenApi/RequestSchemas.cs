@@ -45,7 +45,16 @@ public static class RequestSchemas
         yield return ("CreateApplicationRequest", Object(
             ("name", Text("The application's name (shown in messages and as the TOTP issuer).", example: "Billing"), true),
             ("plan", Enum("The plan; DUAL needs enterprise.", ["standard", "enterprise"]), false)));
-        yield return ("CreateApiKeyRequest", Object(("mode", Enum("test keys never deliver; live keys do.", ["test", "live"]), true)));
+        yield return ("CreateApiKeyRequest", Object(
+            ("mode", Enum("test keys never deliver; live keys do.", ["test", "live"]), true),
+            ("label", Text("What the key is for (at most 100 characters).", example: "checkout service"), false)));
+        yield return ("UpdateApplicationRequest", Object(
+            ("name", Text("The new name (1 to 100 characters).", example: "Billing"), false),
+            ("plan", Enum("The plan; DUAL needs enterprise (a downgrade removes DUAL from the enabled methods).", ["standard", "enterprise"]), false)));
+        yield return ("LabelApiKeyRequest", Object(("label", Text("The label; null or empty clears it.", example: "checkout service"), true)));
+        yield return ("RollApiKeyRequest", Object(
+            ("overlap_seconds", Integer("How long the old key keeps working, 0 to 2592000 (default 3600); then it is refused by itself."), false)));
+        yield return ("CreateOperatorTokenRequest", Object(("label", Text("Who or what holds the token (1 to 100 characters).", example: "on-call laptop"), true)));
         yield return ("RegisterClientCertificateRequest", Object(
             ("thumbprint", Text("SHA-256 thumbprint in hex (colons allowed).", example: "3A5F…"), false),
             ("pem", Text("The PEM certificate instead (subject and expiry are then shown)."), false)));

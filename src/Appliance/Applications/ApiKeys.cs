@@ -9,8 +9,20 @@ using DevRift.Hsm.Crypto;
 
 namespace DevRift.Hsm.Appliance.Applications;
 
-/// <summary>A key's public description (never its secret).</summary>
-public sealed record ApiKeyInfo(string Id, string ApplicationId, string Mode, string Hint, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt);
+/// <summary>
+/// A key's public description (never its secret). <paramref name="ExpiresAt"/> is the end of a rolled key's overlap
+/// (the key is refused from then on); <paramref name="RolledTo"/> the key that replaced it. <paramref name="LastUsedAt"/>
+/// and <paramref name="UseCount"/> are written by <see cref="ApiKeyUsage"/> every few seconds, not per request.
+/// </summary>
+public sealed record ApiKeyInfo(string Id, string ApplicationId, string Mode, string Hint, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt,
+    string? Label = null, DateTimeOffset? ExpiresAt = null, string? RolledTo = null, DateTimeOffset? LastUsedAt = null, long UseCount = 0)
+{
+    /// <summary>Whether the key authenticates at <paramref name="now"/>.</summary>
+    public bool ActiveAt(DateTimeOffset now) => RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
+}
+
+/// <summary>A rolled key: the new one (with its secret, shown once) and the old one, valid until its <c>ExpiresAt</c>.</summary>
+public sealed record RolledApiKey(CreatedApiKey Created, ApiKeyInfo Previous);
 
 /// <summary>A newly created key: the only time its secret exists outside the caller's hands.</summary>
 public sealed record CreatedApiKey(ApiKeyInfo Key, string Secret);
@@ -23,13 +35,28 @@ public sealed record ApiCaller(string KeyId, Application Application, string Mod
 
 /// <summary>
 /// API keys <c>sk_test_…</c>/<c>sk_live_…</c>: 10 characters of key id, then 32 of secret. Stored only as an
-/// HSM-keyed verifier <c>HMAC(lookup, "api_key" ‖ id ‖ key)</c>; revocation takes effect on the next request.
+/// HSM-keyed verifier <c>HMAC(lookup, "api_key" ‖ id ‖ key)</c>; revocation takes effect on the next request. A key
+/// can be rolled: a new secret at once, the old one kept valid for an overlap the operator chooses, then refused by
+/// itself (its <c>expires_at</c> is checked on every request, so no job has to run for it).
 /// </summary>
 public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnection hsm, ApplicationStore applications, TimeProvider time)
 {
     private const string Purpose = "api_key";
 
-    public async Task<CreatedApiKey> CreateAsync(string applicationId, string? mode, CancellationToken ct = default)
+    /// <summary>Longest label, in characters.</summary>
+    public const int MaxLabelLength = 100;
+
+    /// <summary>Longest overlap of a roll: 30 days.</summary>
+    public static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
+
+    private const string Columns =
+        "id, application_id AS ApplicationId, mode, hint, verifier, verifier_version AS VerifierVersion, created_at AS CreatedAt, revoked_at AS RevokedAt, " +
+        "label, expires_at AS ExpiresAt, rolled_to AS RolledTo, last_used_at AS LastUsedAt, use_count AS UseCount";
+
+    public async Task<CreatedApiKey> CreateAsync(string applicationId, string? mode, CancellationToken ct = default) =>
+        await CreateAsync(applicationId, mode, null, ct);
+
+    public async Task<CreatedApiKey> CreateAsync(string applicationId, string? mode, string? label, CancellationToken ct = default)
     {
         mode = mode?.Trim().ToLowerInvariant();
         if (mode is not (Modes.Test or Modes.Live))
@@ -37,36 +64,120 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnectio
             throw new MfaException(ErrorCode.InvalidRequest, "mode must be test or live", "mode");
         }
 
+        label = NormaliseLabel(label);
         await applications.GetAsync(applicationId, ct);
-        var (id, secret) = SecretTokens.New($"sk_{mode}_");
-        var verifier = verifiers.Compute(Purpose, id, secret);
-        var info = new ApiKeyInfo("ak_" + id, applicationId, mode, secret[..(mode.Length + 8)] + "…" + secret[^4..], time.GetUtcNow(), null);
-        await db.WithConnectionAsync(c => c.ExecuteAsync(
-            """
-            INSERT INTO api_keys (id, application_id, mode, hint, verifier, verifier_version, created_at)
-            VALUES (@Id, @ApplicationId, @Mode, @Hint, @Verifier, @Version, @CreatedAt)
-            """,
-            new { info.Id, info.ApplicationId, info.Mode, info.Hint, Verifier = verifier.Mac, verifier.Version, CreatedAt = info.CreatedAt.ToUnixTimeMilliseconds() }), ct);
+        var (info, secret, verifier) = NewKey(applicationId, mode, label);
+        await db.WithConnectionAsync(c => c.ExecuteAsync(InsertSql, InsertArgs(info, verifier)), ct);
         return new CreatedApiKey(info, secret);
+    }
+
+    /// <summary>
+    /// Replaces a key: a new secret with the same application, mode and label, now; the old key keeps working for
+    /// <paramref name="overlap"/> (zero: refused from the next request) and is then refused by itself. A key already
+    /// revoked, expired or rolled cannot be rolled again (400 naming <c>key_id</c>).
+    /// </summary>
+    public async Task<RolledApiKey> RollAsync(string applicationId, string keyId, TimeSpan overlap, CancellationToken ct = default)
+    {
+        if (overlap < TimeSpan.Zero || overlap > MaxOverlap)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"overlap_seconds must be between 0 and {(long)MaxOverlap.TotalSeconds}", "overlap_seconds");
+        }
+
+        await applications.GetAsync(applicationId, ct);
+        var now = time.GetUtcNow();
+        var old = await FindAsync(applicationId, keyId, ct);
+        if (!old.ActiveAt(now) || old.RolledTo is not null)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest,
+                old.RolledTo is not null ? $"'{keyId}' was already rolled to {old.RolledTo}" : $"'{keyId}' is revoked or expired and cannot be rolled", "key_id");
+        }
+
+        var (info, secret, verifier) = NewKey(applicationId, old.Mode, old.Label);
+        var expires = now + overlap;
+        var rolled = await db.InTransactionAsync(async (c, tx) =>
+        {
+            var changed = await c.ExecuteAsync(
+                "UPDATE api_keys SET expires_at = @expires, rolled_to = @newId WHERE id = @keyId AND application_id = @applicationId AND revoked_at IS NULL AND rolled_to IS NULL",
+                new { expires = expires.ToUnixTimeMilliseconds(), newId = info.Id, keyId, applicationId }, tx);
+            if (changed == 1)
+            {
+                await c.ExecuteAsync(InsertSql, InsertArgs(info, verifier), tx);
+            }
+
+            return changed == 1;
+        }, ct);
+        if (!rolled)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"'{keyId}' was rolled or revoked meanwhile", "key_id");
+        }
+
+        return new RolledApiKey(new CreatedApiKey(info, secret), await FindAsync(applicationId, keyId, ct));
+    }
+
+    /// <summary>Sets (or, with null or empty, clears) a key's label.</summary>
+    public async Task<ApiKeyInfo> LabelAsync(string applicationId, string keyId, string? label, CancellationToken ct = default)
+    {
+        label = NormaliseLabel(label);
+        await applications.GetAsync(applicationId, ct);
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
+            "UPDATE api_keys SET label = @label WHERE id = @keyId AND application_id = @applicationId", new { label, keyId, applicationId }), ct);
+        return await FindAsync(applicationId, keyId, ct);
     }
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync(string applicationId, CancellationToken ct = default)
     {
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<KeyRow>(
-            "SELECT id, application_id AS ApplicationId, mode, hint, verifier, verifier_version AS VerifierVersion, created_at AS CreatedAt, revoked_at AS RevokedAt FROM api_keys WHERE application_id = @applicationId ORDER BY created_at",
+            $"SELECT {Columns} FROM api_keys WHERE application_id = @applicationId ORDER BY created_at",
             new { applicationId }), ct);
         return rows.Select(r => r.Info).ToList();
+    }
+
+    public async Task<ApiKeyInfo> FindAsync(string applicationId, string keyId, CancellationToken ct = default)
+    {
+        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<KeyRow>(
+            $"SELECT {Columns} FROM api_keys WHERE id = @keyId AND application_id = @applicationId", new { keyId, applicationId }), ct);
+        return row?.Info ?? throw new MfaException(ErrorCode.NotFound, $"no API key '{keyId}' on application '{applicationId}'", "key_id");
     }
 
     public async Task<ApiKeyInfo> RevokeAsync(string applicationId, string keyId, CancellationToken ct = default)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var changed = await db.WithConnectionAsync(c => c.ExecuteAsync(
+        await db.WithConnectionAsync(c => c.ExecuteAsync(
             "UPDATE api_keys SET revoked_at = @now WHERE id = @keyId AND application_id = @applicationId AND revoked_at IS NULL",
             new { now, keyId, applicationId }), ct);
-        var keys = await ListAsync(applicationId, ct);
-        return keys.FirstOrDefault(k => k.Id == keyId)
-            ?? throw new MfaException(ErrorCode.NotFound, $"no API key '{keyId}' on application '{applicationId}'", "key_id");
+        return await FindAsync(applicationId, keyId, ct);
+    }
+
+    private const string InsertSql =
+        """
+        INSERT INTO api_keys (id, application_id, mode, hint, verifier, verifier_version, created_at, label)
+        VALUES (@Id, @ApplicationId, @Mode, @Hint, @Verifier, @Version, @CreatedAt, @Label)
+        """;
+
+    private static object InsertArgs(ApiKeyInfo info, KeyedMac verifier) =>
+        new { info.Id, info.ApplicationId, info.Mode, info.Hint, Verifier = verifier.Mac, verifier.Version, CreatedAt = info.CreatedAt.ToUnixTimeMilliseconds(), info.Label };
+
+    private (ApiKeyInfo Info, string Secret, KeyedMac Verifier) NewKey(string applicationId, string mode, string? label)
+    {
+        var (id, secret) = SecretTokens.New($"sk_{mode}_");
+        var verifier = verifiers.Compute(Purpose, id, secret);
+        // Stored to the millisecond: the same instant whether read back or returned now.
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
+        return (new ApiKeyInfo("ak_" + id, applicationId, mode, secret[..(mode.Length + 8)] + "…" + secret[^4..], now, null, label), secret, verifier);
+    }
+
+    /// <summary>A label as stored: trimmed, null when empty; at most <see cref="MaxLabelLength"/> characters without control characters.</summary>
+    public static string? NormaliseLabel(string? label)
+    {
+        label = label?.Trim();
+        if (string.IsNullOrEmpty(label))
+        {
+            return null;
+        }
+
+        return label.Length > MaxLabelLength || label.Any(char.IsControl)
+            ? throw new MfaException(ErrorCode.InvalidRequest, $"label must be at most {MaxLabelLength} characters, without control characters", "label")
+            : label;
     }
 
     /// <summary>Returns the caller for a presented key, or null for a wrong, revoked or malformed one.</summary>
@@ -78,9 +189,9 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnectio
         }
 
         var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<KeyRow>(
-            "SELECT id, application_id AS ApplicationId, mode, hint, verifier, verifier_version AS VerifierVersion, created_at AS CreatedAt, revoked_at AS RevokedAt FROM api_keys WHERE id = @id",
+            $"SELECT {Columns} FROM api_keys WHERE id = @id",
             new { id = "ak_" + id }), ct);
-        if (row is null || row.RevokedAt is not null || "sk_" + row.Mode + "_" != mode)
+        if (row is null || !row.Info.ActiveAt(time.GetUtcNow()) || "sk_" + row.Mode + "_" != mode)
         {
             return null;
         }
@@ -138,45 +249,20 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnectio
 
         public long? RevokedAt { get; init; }
 
-        public ApiKeyInfo Info => new(Id, ApplicationId, Mode, Hint, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
-            RevokedAt is { } r ? DateTimeOffset.FromUnixTimeMilliseconds(r) : null);
-    }
-}
+        public string? Label { get; init; }
 
-/// <summary>Operator tokens <c>adm_…</c> for <c>/admin/v1</c>, stored like API keys as HSM-keyed verifiers.</summary>
-public sealed class OperatorTokens(Database db, LookupVerifiers verifiers, TimeProvider time)
-{
-    private const string Purpose = "operator_token";
+        public long? ExpiresAt { get; init; }
 
-    public async Task<string> CreateAsync(string name, CancellationToken ct = default)
-    {
-        var (id, secret) = SecretTokens.New("adm_");
-        var verifier = verifiers.Compute(Purpose, id, secret);
-        await db.WithConnectionAsync(c => c.ExecuteAsync(
-            "INSERT INTO operator_tokens (id, name, verifier, verifier_version, created_at) VALUES (@id, @name, @mac, @version, @now)",
-            new { id = "op_" + id, name, mac = verifier.Mac, version = verifier.Version, now = time.GetUtcNow().ToUnixTimeMilliseconds() }), ct);
-        return secret;
-    }
+        public string? RolledTo { get; init; }
 
-    public async Task<bool> AnyAsync(CancellationToken ct = default) =>
-        await db.WithConnectionAsync(c => c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM operator_tokens WHERE revoked_at IS NULL"), ct) > 0;
+        public long? LastUsedAt { get; init; }
 
-    /// <summary>The token's id when it is valid, else null.</summary>
-    public async Task<string?> AuthenticateAsync(string? presented, CancellationToken ct = default)
-    {
-        if (!SecretTokens.TryParse(presented, out var prefix, out var id) || prefix != "adm_")
-        {
-            return null;
-        }
+        public long UseCount { get; init; }
 
-        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<(byte[] Verifier, int Version, long? RevokedAt)>(
-            "SELECT verifier, verifier_version, revoked_at FROM operator_tokens WHERE id = @id", new { id = "op_" + id }), ct);
-        if (row.Verifier is null || row.RevokedAt is not null)
-        {
-            return null;
-        }
+        public ApiKeyInfo Info => new(Id, ApplicationId, Mode, Hint, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), Time(RevokedAt),
+            Label, Time(ExpiresAt), RolledTo, Time(LastUsedAt), UseCount);
 
-        return verifiers.Matches(Purpose, id, presented!, new KeyedMac(row.Version, row.Verifier)) ? "op_" + id : null;
+        private static DateTimeOffset? Time(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null;
     }
 }
 

@@ -13,12 +13,7 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
 {
     public async Task<Application> CreateAsync(string? name, string? plan, CancellationToken ct = default)
     {
-        name = name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 100)
-        {
-            throw new MfaException(ErrorCode.InvalidRequest, "name is required (1 to 100 characters)", "name");
-        }
-
+        name = ValidName(name);
         plan = string.IsNullOrEmpty(plan) ? Plans.Standard : plan.Trim().ToLowerInvariant();
         if (!Plans.IsValid(plan))
         {
@@ -49,37 +44,64 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
     public async Task<Application> GetAsync(string id, CancellationToken ct = default) =>
         await FindAsync(id, ct) ?? throw new MfaException(ErrorCode.NotFound, $"no application '{id}'", "id");
 
-    public async Task<Application> UpdateSettingsAsync(string id, System.Text.Json.Nodes.JsonObject patch, CancellationToken ct = default)
-    {
-        var app = await GetAsync(id, ct);
-        var settings = app.Settings.Patch(patch);
-        await db.WithConnectionAsync(c => c.ExecuteAsync(
-            "UPDATE applications SET settings = @settings WHERE id = @id", new { id, settings = settings.Serialize() }), ct);
-        return app with { Settings = settings };
-    }
+    public Task<Application> UpdateSettingsAsync(string id, System.Text.Json.Nodes.JsonObject patch, CancellationToken ct = default) =>
+        UpdateAsync(id, null, patch, ct);
 
-    public async Task<Application> UpdatePlanAsync(string id, string plan, CancellationToken ct = default)
+    public Task<Application> UpdatePlanAsync(string id, string plan, CancellationToken ct = default) =>
+        UpdateAsync(id, plan, [], ct);
+
+    /// <summary>
+    /// Changes the plan (when <paramref name="plan"/> is given) and some settings in one write, validated together:
+    /// DUAL follows the plan (an upgrade enables it, a downgrade removes it; the patch's <c>enabled_methods</c> then
+    /// decides), and DUAL enabled on a standard plan is refused, 400 naming <c>enabled_methods</c>, since every DUAL
+    /// send would be refused with <c>plan_required</c>.
+    /// </summary>
+    public async Task<Application> UpdateAsync(string id, string? plan, System.Text.Json.Nodes.JsonObject patch, CancellationToken ct = default)
     {
-        if (!Plans.IsValid(plan))
+        ArgumentNullException.ThrowIfNull(patch);
+        if (plan is not null && !Plans.IsValid(plan))
         {
             throw new MfaException(ErrorCode.InvalidRequest, "plan must be standard or enterprise", "plan");
         }
 
         var app = await GetAsync(id, ct);
-        // DUAL follows the plan: an upgrade enables it, a downgrade removes it (a later enabled_methods patch still decides).
+        var newPlan = plan ?? app.Plan;
         var settings = ApplicationSettings.Deserialize(app.Settings.Serialize());
-        if (plan != app.Plan)
+        if (newPlan != app.Plan)
         {
             settings.EnabledMethods.Remove("DUAL");
-            if (plan == Plans.Enterprise)
+            if (newPlan == Plans.Enterprise)
             {
                 settings.EnabledMethods.Add("DUAL");
             }
         }
 
+        settings = settings.Patch(patch);
+        if (newPlan == Plans.Standard && settings.IsEnabled("DUAL"))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "enabled_methods: DUAL needs the enterprise plan; this application is on the standard plan", "enabled_methods");
+        }
+
         await db.WithConnectionAsync(c => c.ExecuteAsync(
-            "UPDATE applications SET plan = @plan, settings = @settings WHERE id = @id", new { id, plan, settings = settings.Serialize() }), ct);
-        return app with { Plan = plan, Settings = settings };
+            "UPDATE applications SET plan = @newPlan, settings = @settings WHERE id = @id", new { id, newPlan, settings = settings.Serialize() }), ct);
+        return app with { Plan = newPlan, Settings = settings };
+    }
+
+    /// <summary>Renames an application (1 to 100 characters).</summary>
+    public async Task<Application> RenameAsync(string id, string? name, CancellationToken ct = default)
+    {
+        name = ValidName(name);
+        var app = await GetAsync(id, ct);
+        await db.WithConnectionAsync(c => c.ExecuteAsync("UPDATE applications SET name = @name WHERE id = @id", new { id, name }), ct);
+        return app with { Name = name };
+    }
+
+    private static string ValidName(string? name)
+    {
+        name = name?.Trim();
+        return string.IsNullOrEmpty(name) || name.Length > 100 || name.Any(char.IsControl)
+            ? throw new MfaException(ErrorCode.InvalidRequest, "name is required (1 to 100 characters, no control characters)", "name")
+            : name;
     }
 
     private sealed class Row

@@ -68,16 +68,16 @@ public sealed class ClientCertificates(Database db, ApplicationStore application
         return rows.Select(r => r.ToCertificate()).ToList();
     }
 
-    public async Task RemoveAsync(string applicationId, string certificateId, CancellationToken ct = default)
+    /// <summary>Removes a registration and returns what it was (for the audit record: id and thumbprint).</summary>
+    public async Task<ClientCertificate> RemoveAsync(string applicationId, string certificateId, CancellationToken ct = default)
     {
-        await applications.GetAsync(applicationId, ct);
-        var removed = await db.WithConnectionAsync(c => c.ExecuteAsync(
+        var existing = (await ListAsync(applicationId, ct)).FirstOrDefault(c => c.Id == certificateId);
+        var removed = existing is null ? 0 : await db.WithConnectionAsync(c => c.ExecuteAsync(
             "DELETE FROM client_certificates WHERE id = @certificateId AND application_id = @applicationId",
             new { certificateId, applicationId }), ct);
-        if (removed == 0)
-        {
-            throw new MfaException(ErrorCode.NotFound, $"no client certificate '{certificateId}' on application '{applicationId}'", "certificate_id");
-        }
+        return removed == 0 || existing is null
+            ? throw new MfaException(ErrorCode.NotFound, $"no client certificate '{certificateId}' on application '{applicationId}'", "certificate_id")
+            : existing;
     }
 
     /// <summary>True when <paramref name="thumbprint"/> (as <see cref="ThumbprintOf"/> gives it) is registered on the application.</summary>
@@ -139,11 +139,35 @@ public sealed class ClientCertificates(Database db, ApplicationStore application
         try
         {
             using var certificate = X509Certificate2.CreateFromPem(pem);
+            CheckClientUsage(certificate);
             return (ThumbprintOf(certificate), certificate.Subject, new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero));
         }
         catch (CryptographicException)
         {
             throw new MfaException(ErrorCode.InvalidRequest, "pem is not a readable X.509 certificate", "pem");
+        }
+    }
+
+    /// <summary>The TLS client-authentication extended key usage (RFC 5280 §4.2.1.12).</summary>
+    public const string ClientAuthenticationOid = "1.3.6.1.5.5.7.3.2";
+
+    /// <summary>
+    /// A client certificate is an end entity made for client authentication: a CA certificate (basic constraints
+    /// CA:TRUE) is refused, and so is one whose extended key usage is missing or lacks <c>clientAuth</c>.
+    /// </summary>
+    public static void CheckClientUsage(X509Certificate2 certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        if (certificate.Extensions.OfType<X509BasicConstraintsExtension>().Any(b => b.CertificateAuthority))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "pem is a CA certificate (basic constraints CA:TRUE); register the client's own certificate", "pem");
+        }
+
+        var usages = certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().SelectMany(e => e.EnhancedKeyUsages.Cast<Oid>()).Select(o => o.Value).ToList();
+        if (!usages.Contains(ClientAuthenticationOid, StringComparer.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest,
+                "pem has no clientAuth extended key usage (1.3.6.1.5.5.7.3.2); a client certificate must be issued for TLS client authentication", "pem");
         }
     }
 

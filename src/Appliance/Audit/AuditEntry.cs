@@ -68,6 +68,29 @@ public static class AuditEvents
     public const string OperatorAction = "operator.action";
     public const string OperatorAuthFailed = "operator.auth_failed";
     public const string ApplianceInit = "appliance.init";
+    public const string ApplicationUpdate = "application.update";
+    public const string ApiKeyRoll = "api_key.roll";
+    public const string ApiKeyLabel = "api_key.label";
+    public const string ClientCertificateAdd = "client_certificate.add";
+    public const string ClientCertificateRemove = "client_certificate.remove";
+    public const string HsmKeyRotate = "hsm_key.rotate";
+    public const string HsmKeyRetire = "hsm_key.retire";
+    public const string OperatorTokenCreate = "operator_token.create";
+    public const string OperatorTokenRevoke = "operator_token.revoke";
+    public const string TestMessagesPurge = "test_messages.purge";
+    public const string DashboardSignIn = "dashboard.sign_in";
+    public const string DashboardSignOut = "dashboard.sign_out";
+
+    /// <summary>Every event name, for filters that refuse a misspelt one.</summary>
+    public static IReadOnlyList<string> All { get; } = typeof(AuditEvents).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).Order(StringComparer.Ordinal).ToList();
+}
+
+/// <summary>Conditions on audit records; each one that is set must hold (<see cref="To"/> is exclusive).</summary>
+public sealed record AuditFilter(string? Event = null, string? ApplicationId = null, string? Subject = null, string? Outcome = null,
+    DateTimeOffset? From = null, DateTimeOffset? To = null)
+{
+    public static AuditFilter None { get; } = new();
 }
 
 /// <summary>A stored audit record.</summary>

@@ -80,6 +80,53 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
     }
 
     /// <summary>
+    /// Records matching every condition of <paramref name="filter"/> that is set, with seq greater than
+    /// <paramref name="after"/>, oldest first, at most <paramref name="limit"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<AuditRecord>> QueryAsync(AuditFilter filter, long after, int limit, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        var where = new List<string> { "seq > @after" };
+        if (filter.Event is not null)
+        {
+            where.Add("event = @Event");
+        }
+
+        if (filter.ApplicationId is not null)
+        {
+            where.Add("application_id = @ApplicationId");
+        }
+
+        if (filter.Subject is not null)
+        {
+            where.Add("subject = @Subject");
+        }
+
+        if (filter.Outcome is not null)
+        {
+            where.Add("outcome = @Outcome");
+        }
+
+        if (filter.From is not null)
+        {
+            where.Add("at >= @from");
+        }
+
+        if (filter.To is not null)
+        {
+            where.Add("at < @to");
+        }
+
+        var sql = $"SELECT {Row.Columns} FROM audit_log WHERE {string.Join(" AND ", where)} ORDER BY seq LIMIT @limit";
+        var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(sql, new
+        {
+            after, limit, filter.Event, filter.ApplicationId, filter.Subject, filter.Outcome,
+            from = filter.From?.ToUnixTimeMilliseconds(), to = filter.To?.ToUnixTimeMilliseconds(),
+        }), ct);
+        return rows.Select(r => r.Record).ToList();
+    }
+
+    /// <summary>
     /// Recomputes the whole chain in the HSM, each row with the key version it names (older versions keep verifying
     /// after a rotation), and compares the end of the chain with the head. Runs without a long transaction: the head
     /// is read after the rows, and since every insert moves the head in its own transaction, a head ahead of the rows

@@ -30,6 +30,13 @@ public sealed class DeliveryOptions : IBoundOptions
     /// <summary>Cap on the delay between two attempts.</summary>
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long a test-mode message stays in the test outbox; older ones are deleted (every tenth of this, at most
+    /// hourly), so that test data does not hold a retired seal key forever. An operator can also purge an
+    /// application's test outbox at once.
+    /// </summary>
+    public TimeSpan TestMessageRetention { get; set; } = TimeSpan.FromDays(1);
+
     /// <summary>Most messages one node claims at once (they are delivered in parallel).</summary>
     public int BatchSize { get; set; } = 16;
 
@@ -149,6 +156,11 @@ internal sealed class DeliveryOptionsValidator(
         if (options.PollInterval <= TimeSpan.Zero || options.PollInterval > TimeSpan.FromMinutes(10))
         {
             failures.Add("Delivery:PollInterval must be between 0 and 10 minutes");
+        }
+
+        if (options.TestMessageRetention < TimeSpan.FromMinutes(1) || options.TestMessageRetention > TimeSpan.FromDays(365))
+        {
+            failures.Add("Delivery:TestMessageRetention must be between 1 minute and 365 days");
         }
 
         if (options.SendTimeout <= TimeSpan.Zero)

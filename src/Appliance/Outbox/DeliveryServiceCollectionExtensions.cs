@@ -47,6 +47,7 @@ public static class DeliveryServiceCollectionExtensions
 
         services.AddSingleton<OutboxDispatcher>();
         services.AddHostedService<OutboxDispatcherService>();
+        services.AddHostedService<TestOutboxExpiry>();
         return services;
     }
 

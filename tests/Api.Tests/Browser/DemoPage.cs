@@ -13,29 +13,12 @@ public sealed record PageOutcome(string Action, string Status, string? Code, str
 /// <summary>The /demo page driven like a person would: fill the labelled fields, click, read the result area.</summary>
 public sealed class DemoPage : IAsyncDisposable
 {
-    private readonly List<string> _errors = [];
+    private readonly PageErrors _errors;
 
     private DemoPage(IPage page)
     {
         Page = page;
-        page.Console += (_, m) =>
-        {
-            // A 4xx the page asked for is logged by Chromium as a failed load; that is the page working, not an error.
-            if (m.Type == "error" && !m.Text.StartsWith("Failed to load resource: the server responded with a status of 4", StringComparison.Ordinal))
-            {
-                lock (_errors)
-                {
-                    _errors.Add(m.Text);
-                }
-            }
-        };
-        page.PageError += (_, e) =>
-        {
-            lock (_errors)
-            {
-                _errors.Add(e);
-            }
-        };
+        _errors = new PageErrors(page);
     }
 
     public IPage Page { get; }
@@ -44,16 +27,7 @@ public sealed class DemoPage : IAsyncDisposable
     public IResponse? Response { get; private set; }
 
     /// <summary>What the browser reported as errors: console errors (a CSP violation is one) and uncaught exceptions.</summary>
-    public IReadOnlyList<string> Errors
-    {
-        get
-        {
-            lock (_errors)
-            {
-                return [.. _errors];
-            }
-        }
-    }
+    public IReadOnlyList<string> Errors => _errors.All;
 
     public static async Task<DemoPage> OpenAsync(BrowserFixture browser, string key, string email, string? phone = null)
     {

@@ -133,7 +133,7 @@ public sealed class CommandLineTests(InitialisedSite site) : IClassFixture<Initi
     }
 
     [Theory]
-    [InlineData("api-keys create", "usage: api-keys create APP MODE; APP is missing; MODE is missing")]
+    [InlineData("api-keys create", "usage: api-keys create APP MODE [LABEL]; APP is missing; MODE is missing")]
     [InlineData("applications create", "usage: applications create NAME [PLAN]; NAME is missing")]
     [InlineData("settings set app_x", "usage: settings set APP NAME=VALUE …; NAME=VALUE is missing")]
     [InlineData("hsm retire seal", "usage: hsm retire PURPOSE VERSION; VERSION is missing")]
