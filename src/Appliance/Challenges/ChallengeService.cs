@@ -103,10 +103,19 @@ public sealed class ChallengeService(
 
         var channelStatus = caller.LiveMode ? "queued" : "sent";
         var channelReason = caller.LiveMode ? null : "test mode: held in the test outbox";
+        string? earlierId;
         try
         {
-            await db.InTransactionAsync(async (c, tx) =>
+            earlierId = await db.InTransactionAsync(async (c, tx) =>
             {
+                if (idempotencyKey is not null
+                    && await FindIdempotentInAsync(c, tx, caller, idempotencyKey, fingerprint) is { } concurrent)
+                {
+                    // A concurrent retry with the same key got here first, in the same SQLite group commit (its rows are
+                    // visible here, not yet to other connections): answer with its challenge, change nothing.
+                    return concurrent;
+                }
+
                 foreach (var (_, to) in channels)
                 {
                     await CheckSendLimitsAsync(c, tx, caller, to, family, settings, now);
@@ -148,7 +157,7 @@ public sealed class ChallengeService(
                     ["challenge_id"] = id,
                     ["channels"] = new JsonArray([.. channels.Select(ch => ch.Channel).Order(StringComparer.Ordinal).Select(ch => (JsonNode)JsonValue.Create(ch))]),
                 }));
-                return 0;
+                return (string?)null;
             }, ct);
         }
         catch (Exception e) when (idempotencyKey is not null
@@ -164,7 +173,24 @@ public sealed class ChallengeService(
             throw;
         }
 
-        return await GetAsync(caller, id, ct);
+        return await GetAsync(caller, earlierId ?? id, ct);
+    }
+
+    /// <summary>The challenge id a live (24 h) Idempotency-Key names, read in the send's own transaction; a different request under it is 409.</summary>
+    private async Task<string?> FindIdempotentInAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string key, string fingerprint)
+    {
+        var since = (time.GetUtcNow() - TimeSpan.FromHours(24)).ToUnixTimeMilliseconds();
+        var row = await c.QuerySingleOrDefaultAsync<IdempotencyRow>(
+            "SELECT fingerprint, challenge_id AS ChallengeId, created_at AS CreatedAt FROM idempotency_keys WHERE application_id = @app AND mode = @mode AND key = @key",
+            new { app = caller.Application.Id, mode = caller.Mode, key }, tx);
+        if (row is null || row.CreatedAt <= since)
+        {
+            return null;
+        }
+
+        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(row.Fingerprint), Encoding.UTF8.GetBytes(fingerprint))
+            ? row.ChallengeId
+            : throw new MfaException(ErrorCode.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours", "Idempotency-Key");
     }
 
     public async Task<ChallengeView> GetAsync(ApiCaller caller, string id, CancellationToken ct = default)
