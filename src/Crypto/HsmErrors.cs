@@ -28,7 +28,6 @@ internal static class HsmErrors
     };
 
     /// <summary>Failures from inside Pkcs11Interop's marshalling of what a module returned, never from our own code.</summary>
-    public static bool IsNativeFault(Exception e) => e is OverflowException or OutOfMemoryException or IndexOutOfRangeException
-        or NullReferenceException or InvalidCastException or UnmanagedException or System.Runtime.InteropServices.ExternalException
-        or AccessViolationException;
+    public static bool IsNativeFault(Exception e) => e is OverflowException or OutOfMemoryException or UnmanagedException
+        or System.Runtime.InteropServices.ExternalException or AccessViolationException;
 }

@@ -92,27 +92,19 @@ internal static class HsmSchemes
     public static bool NeedsMacKey(SealScheme scheme) => scheme is not SealScheme.AesGcm;
 
     /// <summary>A mechanism the configuration needs, with the flags it needs and what it is for.</summary>
-    public sealed record Requirement(CKM Mechanism, bool Wrap, bool Encrypt, bool Sign, bool Generate, string Purpose, string? Setting);
+    public sealed record Requirement(CKM Mechanism, bool Wrap, bool Encrypt, bool Sign, string Purpose, string? Setting);
 
-    /// <summary>Every mechanism <paramref name="wrap"/> and <paramref name="seal"/> need, HMACs and key generation included.</summary>
-    public static IReadOnlyList<Requirement> Requirements(SeedWrapScheme wrap, SealScheme seal)
-    {
-        var list = new List<Requirement>
-        {
-            new(CKM.CKM_SHA256_HMAC, false, false, true, false, "HMAC-SHA256 (one-time codes, verifiers, the audit chain)", null),
-            new(CKM.CKM_SHA_1_HMAC, false, false, true, false, "HMAC-SHA1 (TOTP, RFC 6238's default)", null),
-            new(Mechanism(wrap), true, false, false, false, "wrapping TOTP seeds", "Hsm:WrapMechanism"),
-            new(Mechanism(seal), false, true, false, false, "sealing outbox bodies", "Hsm:SealMechanism"),
-            new(CKM.CKM_GENERIC_SECRET_KEY_GEN, false, false, false, true, "generating HMAC keys", null),
-            new(CKM.CKM_AES_KEY_GEN, false, false, false, true, "generating AES keys", null),
-        };
-        if (wrap == SeedWrapScheme.RsaOaepHmac)
-        {
-            list.Add(new(CKM.CKM_RSA_PKCS_KEY_PAIR_GEN, false, false, false, true, "generating the RSA seed KEK", "Hsm:WrapMechanism"));
-        }
-
-        return list;
-    }
+    /// <summary>
+    /// Every mechanism <paramref name="wrap"/> and <paramref name="seal"/> need to serve. Key generation is not among
+    /// them: keys made with a vendor's tools are adopted, and <c>init</c> reports a module that cannot generate one.
+    /// </summary>
+    public static IReadOnlyList<Requirement> Requirements(SeedWrapScheme wrap, SealScheme seal) =>
+    [
+        new(CKM.CKM_SHA256_HMAC, false, false, true, "HMAC-SHA256 (one-time codes, verifiers, the audit chain)", null),
+        new(CKM.CKM_SHA_1_HMAC, false, false, true, "HMAC-SHA1 (TOTP, RFC 6238's default)", null),
+        new(Mechanism(wrap), true, false, false, "wrapping TOTP seeds", "Hsm:WrapMechanism"),
+        new(Mechanism(seal), false, true, false, "sealing outbox bodies", "Hsm:SealMechanism"),
+    ];
 
     /// <summary>The seed wrap schemes whose mechanism a module offers, as setting values (for the refusal's hint).</summary>
     public static IEnumerable<string> Offered(Func<CKM, (bool Wrap, bool Encrypt)?> info, bool wrapping) =>

@@ -36,9 +36,6 @@ internal sealed class HsmWorkers : IDisposable
         }
     }
 
-    /// <summary>Calls that passed their deadline and have not returned yet.</summary>
-    public int Outstanding => Volatile.Read(ref _outstanding);
-
     /// <summary>Runs <paramref name="work"/> on an HSM thread and waits for it at most the deadline.</summary>
     /// <param name="work">The operation; it receives whether its caller gave up on it by the time it ends (then its session must be discarded).</param>
     /// <param name="name">The operation's name, for the message.</param>
@@ -57,7 +54,7 @@ internal sealed class HsmWorkers : IDisposable
             }
 
             probe = true;
-            Interlocked.Exchange(ref _nextProbe, now + (long)(_probeInterval.TotalSeconds * _time.TimestampFrequency));
+            Interlocked.Exchange(ref _nextProbe, NextProbe(now));
         }
 
         if (t_onWorker)
@@ -77,7 +74,7 @@ internal sealed class HsmWorkers : IDisposable
                 {
                     abandoned = true;
                     Interlocked.Increment(ref _outstanding);
-                    Interlocked.Exchange(ref _nextProbe, _time.GetTimestamp() + (long)(_probeInterval.TotalSeconds * _time.TimestampFrequency));
+                    Interlocked.Exchange(ref _nextProbe, NextProbe(_time.GetTimestamp()));
                     throw new HsmUnavailableException($"HSM operation {name} did not answer within {timeout.TotalSeconds:0.###} s");
                 }
 
@@ -109,11 +106,11 @@ internal sealed class HsmWorkers : IDisposable
     public void Dispose()
     {
         _queue.CompleteAdding();
-        var until = DateTime.UtcNow.AddSeconds(1);
+        var started = _time.GetTimestamp();
         foreach (var thread in _threads)
         {
             // A thread stuck in a native call is a background thread: the process does not wait for it.
-            var left = until - DateTime.UtcNow;
+            var left = TimeSpan.FromSeconds(1) - _time.GetElapsedTime(started);
             thread.Join(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
 
@@ -122,6 +119,8 @@ internal sealed class HsmWorkers : IDisposable
             _queue.Dispose();
         }
     }
+
+    private long NextProbe(long now) => now + (long)(_probeInterval.TotalSeconds * _time.TimestampFrequency);
 
     private void Run()
     {

@@ -34,7 +34,7 @@ internal static class MechanismProbe
             return info;
         }
 
-        foreach (var need in HsmSchemes.Requirements(wrap, seal).Where(r => !r.Generate))
+        foreach (var need in HsmSchemes.Requirements(wrap, seal))
         {
             var info = Info(need.Mechanism);
             var missing = info is null ? "lacks" : need.Wrap && !info.Value.Wrap ? "cannot wrap and unwrap with"

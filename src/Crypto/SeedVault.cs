@@ -150,7 +150,7 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             return UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: true));
         }
-        catch (HsmUnavailableException e) when (extractable && e.InnerException is Pkcs11Exception { RV: CKR.CKR_ATTRIBUTE_READ_ONLY })
+        catch (Pkcs11Exception e) when (extractable && e.RV == CKR.CKR_ATTRIBUTE_READ_ONLY)
         {
             // openCryptoki refuses CKA_EXTRACTABLE in an unwrap template (its default for an unwrapped key is true).
             return UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: false));
@@ -197,10 +197,6 @@ public sealed class SeedVault(HsmConnection hsm)
         catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
         {
             throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
-        }
-        catch (Pkcs11Exception e) when (e.RV == CKR.CKR_ATTRIBUTE_READ_ONLY)
-        {
-            throw new HsmUnavailableException($"HSM operation UnwrapKey failed ({e.RV})", e);
         }
     }
 

@@ -11,6 +11,7 @@ namespace DevRift.Hsm.Crypto.Tests;
 /// </summary>
 public sealed class GarbageModuleTests : IDisposable
 {
+    private static readonly Lock s_copyLock = new();
     private readonly string _directory = Directory.CreateTempSubdirectory("devrift-garbage-").FullName;
     private readonly string _switch;
 
@@ -20,20 +21,33 @@ public sealed class GarbageModuleTests : IDisposable
         File.WriteAllText(_switch, "off");
     }
 
-    [Fact]
-    public void A_module_answering_with_garbage_fails_closed_and_serves_again_when_it_stops()
+    // GCM goes into a buffer of the known size (a wrong length written is a device error); CBC-PAD asks the module
+    // for the length first, and 2^64-1 makes Pkcs11Interop throw OverflowException: both must be 503.
+    [Theory]
+    [InlineData("CKM_AES_GCM")]
+    [InlineData("CKM_AES_CBC_PAD")]
+    public void A_module_answering_with_garbage_fails_closed_and_serves_again_when_it_stops(string sealMechanism)
     {
         var module = Environment.GetEnvironmentVariable("DEVRIFT_TEST_GARBAGE_MODULE") is { Length: > 0 } path
             ? path
             : throw new InvalidOperationException("DEVRIFT_TEST_GARBAGE_MODULE is not set: run the tests with ./test.sh, which builds it");
 
         // The shim forwards to its own copy of SoftHSM2 (a second instance, not the one the other tests share)
-        var target = Path.Combine(_directory, "libsofthsm2-copy.so");
-        File.Copy(SoftHsmTokens.ModulePath, target);
+        // (one copy per process: the module stays loaded, and a second copy would be a second instance)
+        var target = Path.Combine(Path.GetTempPath(), $"devrift-softhsm2-copy-{Environment.ProcessId}.so");
+        lock (s_copyLock)
+        {
+            if (!File.Exists(target))
+            {
+                File.Copy(SoftHsmTokens.ModulePath, target);
+            }
+        }
+
         HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_TARGET", target);
         HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_SWITCH", _switch);
         var options = SoftHsmTokens.CreateToken();
         options.ModulePath = module;
+        options.SealMechanism = sealMechanism;
         using var hsm = HsmConnection.Open(options);
         hsm.InitializeKeys();
         var sealer = new Sealer(hsm);

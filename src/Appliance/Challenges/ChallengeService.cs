@@ -183,14 +183,7 @@ public sealed class ChallengeService(
         var row = await c.QuerySingleOrDefaultAsync<IdempotencyRow>(
             "SELECT fingerprint, challenge_id AS ChallengeId, created_at AS CreatedAt FROM idempotency_keys WHERE application_id = @app AND mode = @mode AND key = @key",
             new { app = caller.Application.Id, mode = caller.Mode, key }, tx);
-        if (row is null || row.CreatedAt <= since)
-        {
-            return null;
-        }
-
-        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(row.Fingerprint), Encoding.UTF8.GetBytes(fingerprint))
-            ? row.ChallengeId
-            : throw new MfaException(ErrorCode.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours", "Idempotency-Key");
+        return row is null ? null : LiveChallengeId(row, since, fingerprint);
     }
 
     public async Task<ChallengeView> GetAsync(ApiCaller caller, string id, CancellationToken ct = default)
@@ -377,7 +370,7 @@ public sealed class ChallengeService(
             return null;
         }
 
-        if (row.CreatedAt <= since)
+        if (LiveChallengeId(row, since, fingerprint) is not { } challengeId)
         {
             await db.WithConnectionAsync(c => c.ExecuteAsync(
                 "DELETE FROM idempotency_keys WHERE application_id = @app AND mode = @mode AND key = @key AND created_at <= @since",
@@ -385,13 +378,14 @@ public sealed class ChallengeService(
             return null;
         }
 
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(row.Fingerprint), Encoding.UTF8.GetBytes(fingerprint)))
-        {
-            throw new MfaException(ErrorCode.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours", "Idempotency-Key");
-        }
-
-        return await GetAsync(caller, row.ChallengeId, ct);
+        return await GetAsync(caller, challengeId, ct);
     }
+
+    /// <summary>The challenge a key's row names while it is live (24 h); null once expired; a different request under it is 409.</summary>
+    private static string? LiveChallengeId(IdempotencyRow row, long since, string fingerprint) =>
+        row.CreatedAt <= since ? null
+        : CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(row.Fingerprint), Encoding.UTF8.GetBytes(fingerprint)) ? row.ChallengeId
+        : throw new MfaException(ErrorCode.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours", "Idempotency-Key");
 
     private sealed class ChallengeRow
     {
