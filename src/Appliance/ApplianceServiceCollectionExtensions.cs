@@ -23,6 +23,8 @@ public static class ApplianceServiceCollectionExtensions
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
         services.AddSingleton<Database>();
         services.AddSingleton<AuditLog>();
+        services.AddSingleton<AuditChainer>();
+        services.AddHostedService(sp => sp.GetRequiredService<AuditChainer>());
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<ApiKeyUsage>();

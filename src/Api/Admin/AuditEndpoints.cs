@@ -29,12 +29,13 @@ public sealed record AuditVerifyResponse(
     bool Valid, long Records,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? FirstBad,
     long LastSeq,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? LastMac)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? LastMac,
+    long Pending)
 {
     public static AuditVerifyResponse From(AuditVerification v)
     {
         ArgumentNullException.ThrowIfNull(v);
-        return new(v.Valid, v.Records, v.FirstBad, v.LastSeq, v.LastMac is null ? null : Convert.ToHexStringLower(v.LastMac));
+        return new(v.Valid, v.Records, v.FirstBad, v.LastSeq, v.LastMac is null ? null : Convert.ToHexStringLower(v.LastMac), v.Pending);
     }
 }
 

@@ -102,5 +102,6 @@ public sealed record AuditRecord(
 /// The chain check: <paramref name="FirstBad"/> is the lowest seq at which the chain breaks (an edited or forged row,
 /// the first missing seq of a gap, or the first seq past the stored rows that the head says exists).
 /// <paramref name="LastSeq"/> and <paramref name="LastMac"/> are the head, for operators who anchor it elsewhere.
+/// <paramref name="Pending"/> counts records written but not chained yet (committed while the check ran).
 /// </summary>
-public sealed record AuditVerification(bool Valid, long Records, long? FirstBad, long LastSeq, byte[]? LastMac);
+public sealed record AuditVerification(bool Valid, long Records, long? FirstBad, long LastSeq, byte[]? LastMac, long Pending = 0);

@@ -1,42 +1,78 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
+using Microsoft.Extensions.Logging;
 
 namespace DevRift.Hsm.Appliance.Audit;
 
 /// <summary>
 /// The append-only, HMAC-chained audit log. <c>mac_i = HMAC-SHA256(audit key, mac_{i-1} ‖ canonical(record_i))</c>,
 /// computed in the HSM with the audit key's current version (stored beside the mac); <c>mac_0</c> is 32 zero bytes.
-/// An append is one short transaction that locks the one-row head, so appends from every node form one chain; a
-/// failed append throws (storage or HSM unavailable), so the caller's request fails rather than losing the record.
+/// <para>
+/// Appending and chaining are two steps. An append writes the record to <c>audit_pending</c> inside the caller's
+/// transaction: it commits with the change it describes or not at all, takes no lock and makes no HSM call, so
+/// concurrent requests on every node do not queue behind one another. <see cref="ChainPendingAsync"/> (every node runs
+/// it in the background, see <see cref="AuditChainer"/>, and every audit read runs it first) moves the pending records
+/// into <c>audit_log</c> in batches: their MACs are computed in the HSM outside any transaction, then one short
+/// transaction locks the head, checks that no other node extended the chain meanwhile (otherwise it starts over from
+/// the new head), inserts the batch, deletes exactly the pending rows it chained and moves the head once.
+/// </para>
 /// </summary>
-public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
+public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time, ILogger<AuditLog> logger) : IDisposable
 {
     private const int MacLength = 32;
     private const int VerifyPage = 1000;
+
+    /// <summary>Most records chained by one transaction.</summary>
+    public const int ChainBatch = 256;
+
+    private const int RowsPerStatement = 16;
+
     private static readonly byte[] s_domain = "devrift.audit.v1"u8.ToArray();
     private static readonly byte[] s_null = [0xff, 0xff, 0xff, 0xff]; // length −1: a null field, distinct from ""
 
+    private readonly SemaphoreSlim _chaining = new(1, 1);
+    private readonly SemaphoreSlim _appended = new(0, 1);
 
-    /// <summary>Appends one record in its own transaction; returns its seq.</summary>
-    public Task<long> AppendAsync(AuditEntry entry, CancellationToken ct = default) =>
-        db.InTransactionAsync((c, tx) => AppendAsync(c, tx, entry), ct);
+    public void Dispose()
+    {
+        _chaining.Dispose();
+        _appended.Dispose();
+    }
+
+    /// <summary>Appends one record in its own transaction.</summary>
+    public Task AppendAsync(AuditEntry entry, CancellationToken ct = default) =>
+        db.InTransactionAsync(async (c, tx) =>
+        {
+            await AppendAsync(c, tx, entry);
+            return true;
+        }, ct);
 
     /// <summary>
     /// Appends one record inside the caller's transaction, so that the record commits (or not) with the change it
-    /// describes. Call it last in the transaction: it locks the head until commit.
+    /// describes. It is chained shortly after the commit.
     /// </summary>
-    public async Task<long> AppendAsync(DbConnection connection, DbTransaction transaction, AuditEntry entry)
+    public async Task AppendAsync(DbConnection connection, DbTransaction transaction, AuditEntry entry)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(entry);
         try
         {
-            return await AppendCoreAsync(connection, transaction, entry);
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO audit_pending (at, event, actor, application_id, mode, subject, outcome, detail)
+                VALUES (@at, @evt, @actor, @app, @mode, @subject, @outcome, @detail)
+                """,
+                new
+                {
+                    at = time.GetUtcNow().ToUnixTimeMilliseconds(), evt = entry.Event, actor = entry.Actor, app = entry.ApplicationId,
+                    mode = entry.Mode, subject = entry.Subject, outcome = entry.Outcome, detail = entry.Detail?.ToJsonString() ?? "{}",
+                }, transaction);
         }
         catch (DbException e)
         {
@@ -44,35 +80,137 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
             // describes must not be acknowledged: fail closed as unavailable, the way a lost database does.
             throw new StorageUnavailableException($"the audit log cannot be written ({e.GetType().Name})", e);
         }
-    }
 
-    private async Task<long> AppendCoreAsync(DbConnection connection, DbTransaction transaction, AuditEntry entry)
-    {
-        var head = await connection.QuerySingleAsync<HeadRow>(
-            "SELECT last_seq AS LastSeq, last_mac AS LastMac FROM audit_head WHERE id = 1" + db.Dialect.ForUpdate, transaction: transaction);
-        var seq = head.LastSeq + 1;
-        var at = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var detail = entry.Detail?.ToJsonString() ?? "{}";
-        var record = new AuditRecord(seq, DateTimeOffset.FromUnixTimeMilliseconds(at), entry.Event, entry.Actor, entry.ApplicationId, entry.Mode,
-            entry.Subject, entry.Outcome, detail, 0, []);
-        var signed = mac.Sign(KeyPurpose.Audit, ChainInput(head.LastMac ?? new byte[MacLength], record));
-        // One round trip for the row and the head.
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO audit_log (seq, at, event, actor, application_id, mode, subject, outcome, detail, key_version, mac)
-            VALUES (@seq, @at, @evt, @actor, @app, @mode, @subject, @outcome, @detail, @version, @mac);
-            UPDATE audit_head SET last_seq = @seq, last_mac = @mac WHERE id = 1;
-            """,
-            new
+        // Wake this node's chainer (it finds the record once the caller's transaction has committed).
+        if (_appended.CurrentCount == 0)
+        {
+            try
             {
-                seq, at, evt = entry.Event, actor = entry.Actor, app = entry.ApplicationId, mode = entry.Mode, subject = entry.Subject,
-                outcome = entry.Outcome, detail, version = signed.Version, mac = signed.Mac,
-            }, transaction);
-        return seq;
+                _appended.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // another append woke it first
+            }
+        }
     }
 
-    /// <summary>Records with seq greater than <paramref name="after"/>, oldest first, at most <paramref name="limit"/>.</summary>
+    /// <summary>Waits until a record is appended on this node or <paramref name="timeout"/> passes.</summary>
+    internal Task<bool> WaitForAppendAsync(TimeSpan timeout, CancellationToken ct) => _appended.WaitAsync(timeout, ct);
+
+    /// <summary>
+    /// Chains every record pending now, in batches of at most <see cref="ChainBatch"/>; returns how many this call
+    /// chained. No lock is held across an HSM call: the MACs are computed first, and the transaction that writes them
+    /// starts over if another node moved the head meanwhile.
+    /// </summary>
+    public async Task<int> ChainPendingAsync(CancellationToken ct = default)
+    {
+        await _chaining.WaitAsync(ct);
+        try
+        {
+            var chained = 0;
+            while (true)
+            {
+                var head = await HeadAsync(ct);
+                var pending = (await db.WithConnectionAsync(c => c.QueryAsync<PendingRow>(
+                    $"SELECT id, {PendingRow.Columns} FROM audit_pending ORDER BY id LIMIT @limit", new { limit = ChainBatch }), ct)).ToList();
+                if (pending.Count == 0)
+                {
+                    return chained;
+                }
+
+                var previous = head.LastMac ?? new byte[MacLength];
+                var rows = new List<(PendingRow Pending, long Seq, KeyedMac Mac)>(pending.Count);
+                foreach (var p in pending)
+                {
+                    var seq = head.LastSeq + rows.Count + 1;
+                    var signed = mac.Sign(KeyPurpose.Audit, ChainInput(previous, p.Record(seq)));
+                    rows.Add((p, seq, signed));
+                    previous = signed.Mac;
+                }
+
+                if (await WriteChainedAsync(head.LastSeq, rows, ct))
+                {
+                    chained += rows.Count;
+                }
+                else
+                {
+                    LogHeadMoved(logger, head.LastSeq);
+                }
+            }
+        }
+        finally
+        {
+            _chaining.Release();
+        }
+    }
+
+    /// <summary>Records written but not chained yet.</summary>
+    public Task<long> PendingCountAsync(CancellationToken ct = default) =>
+        db.WithConnectionAsync(c => c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM audit_pending"), ct);
+
+    /// <summary>The batch's rows, the deletion of exactly its pending rows and the head, if the head is still at <paramref name="expectedSeq"/>.</summary>
+    private Task<bool> WriteChainedAsync(long expectedSeq, List<(PendingRow Pending, long Seq, KeyedMac Mac)> rows, CancellationToken ct) =>
+        db.InTransactionAsync(async (c, tx) =>
+        {
+            var lastSeq = await c.ExecuteScalarAsync<long>("SELECT last_seq FROM audit_head WHERE id = 1" + db.Dialect.ForUpdate, transaction: tx);
+            if (lastSeq != expectedSeq)
+            {
+                return false;
+            }
+
+            // A few rows per statement: SQLite finds a named parameter by a linear search, so one statement for the
+            // whole batch would cost quadratic time; one per row, a round trip each on PostgreSQL.
+            foreach (var chunk in rows.Chunk(RowsPerStatement))
+            {
+                var insert = new StringBuilder("INSERT INTO audit_log (seq, at, event, actor, application_id, mode, subject, outcome, detail, key_version, mac) VALUES ");
+                var delete = new StringBuilder("DELETE FROM audit_pending WHERE id IN (");
+                var args = new DynamicParameters();
+                var ids = new DynamicParameters();
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    var (p, seq, signed) = chunk[i];
+                    insert.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture,
+                        $"(@s{i}, @a{i}, @e{i}, @ac{i}, @ap{i}, @m{i}, @su{i}, @o{i}, @d{i}, @v{i}, @mac{i})");
+                    delete.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"@id{i}");
+                    args.Add($"s{i}", seq);
+                    args.Add($"a{i}", p.At);
+                    args.Add($"e{i}", p.Event);
+                    args.Add($"ac{i}", p.Actor);
+                    args.Add($"ap{i}", p.ApplicationId);
+                    args.Add($"m{i}", p.Mode);
+                    args.Add($"su{i}", p.Subject);
+                    args.Add($"o{i}", p.Outcome);
+                    args.Add($"d{i}", p.Detail);
+                    args.Add($"v{i}", signed.Version);
+                    args.Add($"mac{i}", signed.Mac);
+                    ids.Add($"id{i}", p.Id);
+                }
+
+                await c.ExecuteAsync(insert.ToString(), args, tx);
+                var deleted = await c.ExecuteAsync(delete.Append(')').ToString(), ids, tx);
+                if (deleted != chunk.Length)
+                {
+                    // Someone else chained some of these rows without moving the head: refuse to chain them twice.
+                    throw new StorageUnavailableException($"audit chaining found {deleted} of {chunk.Length} pending records; starting over");
+                }
+            }
+
+            await c.ExecuteAsync("UPDATE audit_head SET last_seq = @seq, last_mac = @mac WHERE id = 1", new { seq = rows[^1].Seq, mac = rows[^1].Mac.Mac }, tx);
+            return true;
+        }, ct);
+
+    /// <summary>
+    /// Records with seq greater than <paramref name="after"/>, oldest first, at most <paramref name="limit"/>; what is
+    /// pending is chained first (if the HSM cannot chain now, the records chained so far are listed).
+    /// </summary>
     public async Task<IReadOnlyList<AuditRecord>> ListAsync(long after, int limit, CancellationToken ct = default)
+    {
+        await TryChainPendingAsync(ct);
+        return await ListChainedAsync(after, limit, ct);
+    }
+
+    private async Task<IReadOnlyList<AuditRecord>> ListChainedAsync(long after, int limit, CancellationToken ct)
     {
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(
             $"SELECT {Row.Columns} FROM audit_log WHERE seq > @after ORDER BY seq LIMIT @limit", new { after, limit }), ct);
@@ -117,6 +255,7 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
             where.Add("at < @to");
         }
 
+        await TryChainPendingAsync(ct);
         var sql = $"SELECT {Row.Columns} FROM audit_log WHERE {string.Join(" AND ", where)} ORDER BY seq LIMIT @limit";
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(sql, new
         {
@@ -129,10 +268,19 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
     /// <summary>
     /// Recomputes the whole chain in the HSM, each row with the key version it names (older versions keep verifying
     /// after a rotation), and compares the end of the chain with the head. Runs without a long transaction: the head
-    /// is read after the rows, and since every insert moves the head in its own transaction, a head ahead of the rows
-    /// read is either a concurrent append (read it and go on) or a cut-off tail (nothing more to read).
+    /// is read after the rows, and since every chaining moves the head in the transaction that inserts its rows, a head
+    /// ahead of the rows read is either a concurrent chaining (read it and go on) or a cut-off tail (nothing more to
+    /// read). What is pending is chained first; <see cref="AuditVerification.Pending"/> counts what is still pending
+    /// after the check (records committed meanwhile).
     /// </summary>
     public async Task<AuditVerification> VerifyAsync(CancellationToken ct = default)
+    {
+        await ChainPendingAsync(ct);
+        var result = await VerifyChainAsync(ct);
+        return result with { Pending = await PendingCountAsync(ct) };
+    }
+
+    private async Task<AuditVerification> VerifyChainAsync(CancellationToken ct)
     {
         var expected = 1L;
         var previous = new byte[MacLength];
@@ -141,7 +289,7 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
         var cursor = long.MinValue; // rows numbered 0 or below are forgeries too: read them
         while (true)
         {
-            var page = await ListAsync(cursor, VerifyPage, ct);
+            var page = await ListChainedAsync(cursor, VerifyPage, ct);
             if (page.Count > 0)
             {
                 cursor = page[^1].Seq;
@@ -265,6 +413,50 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
 
     private Task<HeadRow> HeadAsync(CancellationToken ct) =>
         db.WithConnectionAsync(c => c.QuerySingleAsync<HeadRow>("SELECT last_seq AS LastSeq, last_mac AS LastMac FROM audit_head WHERE id = 1"), ct);
+
+    private async Task TryChainPendingAsync(CancellationToken ct)
+    {
+        try
+        {
+            await ChainPendingAsync(ct);
+        }
+        catch (HsmException e)
+        {
+            LogChainFailed(logger, e.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 4201, Level = LogLevel.Information, Message = "Audit chaining: another node extended the chain past seq {Seq}; chaining again from its head")]
+    private static partial void LogHeadMoved(ILogger logger, long seq);
+
+    [LoggerMessage(EventId = 4202, Level = LogLevel.Warning, Message = "Audit records are not chained yet: {Reason}")]
+    internal static partial void LogChainFailed(ILogger logger, string reason);
+
+    private sealed class PendingRow
+    {
+        public const string Columns = "at, event, actor, application_id AS ApplicationId, mode, subject, outcome, detail";
+
+        public long Id { get; init; }
+
+        public long At { get; init; }
+
+        public string Event { get; init; } = "";
+
+        public string Actor { get; init; } = "";
+
+        public string? ApplicationId { get; init; }
+
+        public string? Mode { get; init; }
+
+        public string? Subject { get; init; }
+
+        public string Outcome { get; init; } = "";
+
+        public string Detail { get; init; } = "";
+
+        public AuditRecord Record(long seq) =>
+            new(seq, DateTimeOffset.FromUnixTimeMilliseconds(At), Event, Actor, ApplicationId, Mode, Subject, Outcome, Detail, 0, []);
+    }
 
     private sealed class HeadRow
     {

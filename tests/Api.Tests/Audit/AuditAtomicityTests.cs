@@ -8,7 +8,7 @@ namespace DevRift.Hsm.Api.Tests.Audit;
 /// <summary>
 /// A verification's success and its audit record commit together: when the record cannot be written the caller gets
 /// 503 and the code, step or backup code is still there to be used, on SQLite and PostgreSQL. The audit write is made
-/// to fail for one user only, by a trigger on audit_log, so everything else keeps working.
+/// to fail for one user only, by a trigger on audit_pending (where an append writes), so everything else keeps working.
 /// </summary>
 public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
 {
@@ -44,6 +44,7 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
         await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
         Assert.Equal(stepBefore + 1, await LastUsedStepAsync(server, user));
         // (two records in all: the enrolment's confirming verify and this one; none for the refused request)
+        await server.ChainAuditAsync();
         Assert.Equal(2, await server.CountAsync("SELECT COUNT(*) FROM audit_log WHERE event = 'verification' AND subject = @user AND outcome = 'valid'", new { user }));
     }
 
@@ -72,6 +73,7 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
         using var ok = await server.VerifyCodeAsync(user, "EMAIL", code);
         await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
         Assert.Equal("approved", await StatusAsync(server, challengeId));
+        await server.ChainAuditAsync();
         Assert.Equal(1, await server.CountAsync("SELECT COUNT(*) FROM audit_log WHERE event = 'verification' AND subject = @user AND outcome = 'valid'", new { user }));
     }
 
@@ -133,13 +135,13 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
                   IF NEW.event = 'verification' AND NEW.subject = '{user}' THEN RAISE EXCEPTION 'audit refused'; END IF;
                   RETURN NEW;
                 END $$;
-                CREATE TRIGGER {name} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION {name}();
+                CREATE TRIGGER {name} BEFORE INSERT ON audit_pending FOR EACH ROW EXECUTE FUNCTION {name}();
                 """);
         }
         else
         {
             await c.ExecuteAsync($"""
-                CREATE TRIGGER {name} BEFORE INSERT ON audit_log
+                CREATE TRIGGER {name} BEFORE INSERT ON audit_pending
                 WHEN NEW.event = 'verification' AND NEW.subject = '{user}'
                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END;
                 """);
@@ -154,7 +156,7 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
         {
             await using var c = await server.OpenDatabaseAsync();
             await c.ExecuteAsync(server.IsPostgres()
-                ? $"DROP TRIGGER {name} ON audit_log; DROP FUNCTION {name}();"
+                ? $"DROP TRIGGER {name} ON audit_pending; DROP FUNCTION {name}();"
                 : $"DROP TRIGGER {name}");
         }
     }

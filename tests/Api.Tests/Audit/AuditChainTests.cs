@@ -205,9 +205,9 @@ public sealed class AuditChainTests
     [Fact]
     public async Task A_request_whose_audit_record_cannot_be_written_fails_with_503()
     {
-        // Given a server whose audit table has gone
+        // Given a server whose audit table (the one an append writes) has gone
         await using var server = await ApplianceServer.StartAsync(Db.Sqlite);
-        await server.ExecuteAsync("ALTER TABLE audit_log RENAME TO audit_log_gone");
+        await server.ExecuteAsync("ALTER TABLE audit_pending RENAME TO audit_pending_gone");
 
         // When a code is sent, then the caller gets 503 storage_unavailable rather than an unaudited 202
         using var response = await server.SendCodeAsync("unaudited@example.com", "EMAIL");

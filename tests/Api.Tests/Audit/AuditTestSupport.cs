@@ -3,6 +3,7 @@ using System.Text.Json;
 using Dapper;
 using DevRift.Hsm.Api.Cli;
 using DevRift.Hsm.Api.Tests.Infrastructure;
+using DevRift.Hsm.Appliance.Audit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -38,8 +39,14 @@ public sealed class AuditRow
 
 public static class AuditApi
 {
+    /// <summary>Chains what is pending now (the server does it in the background within milliseconds; a test must not wait on that).</summary>
+    public static Task ChainAuditAsync(this ApplianceServer server) =>
+        server.Services.GetRequiredService<AuditLog>().ChainPendingAsync();
+
+    /// <summary>Every chained record, after chaining what is pending.</summary>
     public static async Task<List<AuditRow>> AuditRowsAsync(this ApplianceServer server)
     {
+        await server.ChainAuditAsync();
         await using var c = await server.OpenDatabaseAsync();
         return (await c.QueryAsync<AuditRow>(
             "SELECT seq, at, event, actor, application_id AS ApplicationId, mode, subject, outcome, detail, key_version AS KeyVersion, mac FROM audit_log ORDER BY seq")).ToList();
