@@ -188,9 +188,10 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnectio
             return null;
         }
 
-        var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<KeyRow>(
-            $"SELECT {Columns} FROM api_keys WHERE id = @id",
-            new { id = "ak_" + id }), ct);
+        // The key and its application in one round trip.
+        var (row, appRow) = (await db.WithConnectionAsync(c => c.QueryAsync<KeyRow, ApplicationStore.Row, (KeyRow, ApplicationStore.Row)>(
+            $"SELECT {Qualified("k", Columns)}, {Qualified("a", ApplicationStore.Row.Columns)} FROM api_keys k JOIN applications a ON a.id = k.application_id WHERE k.id = @id",
+            (k, a) => (k, a), new { id = "ak_" + id }, splitOn: "id"), ct)).SingleOrDefault();
         if (row is null || !row.Info.ActiveAt(time.GetUtcNow()) || "sk_" + row.Mode + "_" != mode)
         {
             return null;
@@ -222,9 +223,12 @@ public sealed class ApiKeys(Database db, LookupVerifiers verifiers, HsmConnectio
             hsm.EnsureAvailable();
         }
 
-        var app = await applications.FindAsync(row.ApplicationId, ct);
-        return app is null ? null : new ApiCaller(row.Id, app, row.Mode);
+        return new ApiCaller(row.Id, appRow.ToApplication(), row.Mode);
     }
+
+    /// <summary>"a, b AS B" with every column prefixed by <paramref name="table"/>.</summary>
+    private static string Qualified(string table, string columns) =>
+        string.Join(", ", columns.Split(", ").Select(column => $"{table}.{column}"));
 
     private const int VerifiedCapacity = 10_000;
     private readonly ConcurrentDictionary<string, VerifiedKey> _verified = new(StringComparer.Ordinal);

@@ -30,14 +30,14 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
     public async Task<IReadOnlyList<Application>> ListAsync(CancellationToken ct = default)
     {
         var rows = await db.WithConnectionAsync(c => c.QueryAsync<Row>(
-            "SELECT id, name, plan, settings, created_at AS CreatedAt FROM applications ORDER BY created_at, id"), ct);
+            $"SELECT {Row.Columns} FROM applications ORDER BY created_at, id"), ct);
         return rows.Select(r => r.ToApplication()).ToList();
     }
 
     public async Task<Application?> FindAsync(string id, CancellationToken ct = default)
     {
         var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<Row>(
-            "SELECT id, name, plan, settings, created_at AS CreatedAt FROM applications WHERE id = @id", new { id }), ct);
+            $"SELECT {Row.Columns} FROM applications WHERE id = @id", new { id }), ct);
         return row?.ToApplication();
     }
 
@@ -104,8 +104,11 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
             : name;
     }
 
-    private sealed class Row
+    /// <summary>An <c>applications</c> row as <see cref="Columns"/> selects it (also joined to an API key's row).</summary>
+    internal sealed class Row
     {
+        public const string Columns = "id, name, plan, settings, created_at AS CreatedAt";
+
         public string Id { get; init; } = "";
 
         public string Name { get; init; } = "";
