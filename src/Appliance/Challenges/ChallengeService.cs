@@ -227,9 +227,10 @@ public sealed class ChallengeService(
         var challengeId = row.Id;
 
         // Count the attempt before checking, in one conditional statement: parallel guesses cannot exceed the limit.
-        var attempts = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<long?>(
+        // A write transaction of its own, so that on SQLite it joins the writer's next batch (one fsync for many).
+        var attempts = await db.InTransactionAsync((c, tx) => c.QuerySingleOrDefaultAsync<long?>(
             "UPDATE challenges SET attempts = attempts + 1 WHERE id = @id AND status = @Pending AND attempts < max_attempts AND expires_at > @now RETURNING attempts",
-            new { id = challengeId, Pending, now = nowMs }), ct);
+            new { id = challengeId, Pending, now = nowMs }, tx), ct);
         if (attempts is null)
         {
             var again = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<ChallengeRow>(
@@ -271,9 +272,9 @@ public sealed class ChallengeService(
         var remaining = (int)(row.MaxAttempts - attempts.Value);
         if (remaining <= 0)
         {
-            await db.WithConnectionAsync(c => c.ExecuteAsync(
+            await db.InTransactionAsync((c, tx) => c.ExecuteAsync(
                 "UPDATE challenges SET status = @Exhausted WHERE id = @id AND status = @Pending",
-                new { Exhausted, Pending, id = row.Id }), ct);
+                new { Exhausted, Pending, id = row.Id }, tx), ct);
         }
 
         throw new MfaException(ErrorCode.InvalidCode, remaining > 0
