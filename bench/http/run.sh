@@ -144,7 +144,7 @@ start_appliance() {
   (umask 077; dotnet "$appliance_dll" init --Data:Directory="$dir" --urls="$app_url" "$@" > "$dir/init.txt" 2>&1) \
     || { echo "run.sh: init failed:" >&2; grep -v -e sk_ -e 'operator token' "$dir/init.txt" >&2; return 1; }
   grep -o 'sk_test_[A-Za-z0-9_]*' "$dir/init.txt" | head -1 > "$dir/key"
-  awk '/operator token:/ { print $3 }' "$dir/init.txt" > "$dir/operator"
+  awk '/^ *operator token:/ { print $3; exit }' "$dir/init.txt" > "$dir/operator"
   local app_id
   app_id=$(grep -o 'app_[A-Za-z0-9]*' "$dir/init.txt" | head -1)
   [ -s "$dir/key" ] && [ -s "$dir/operator" ] && [ -n "$app_id" ] || { echo "run.sh: could not read the key and token from init" >&2; return 1; }
@@ -155,7 +155,7 @@ start_appliance() {
   # Many distinct users send within the hour; a wrong-code run may use each of its users up to 90 times.
   curl -fsS -o /dev/null -X PATCH "$app_url/admin/v1/applications/$app_id/settings" \
     -H "Authorization: Bearer $(cat "$dir/operator")" -H 'Content-Type: application/json' \
-    -d '{"sends_per_application_per_hour": 10000000, "lockout_threshold": 100}'
+    -d '{"sends_per_application_per_hour": 10000000, "lockout_threshold": 100, "hard_lock_threshold": 100000}'
   key_file="$dir/key"
   secrets="$dir/secrets.tsv"
   : > "$secrets"
