@@ -25,6 +25,31 @@ public sealed class HsmMac(HsmConnection hsm)
         });
     }
 
+    /// <summary>
+    /// A MAC chain under the purpose's current key version, in one HSM operation: <c>mac_i = HMAC(key, mac_{i-1} ‖
+    /// messages[i])</c>, with <paramref name="previous"/> as <c>mac_{-1}</c>. The same MACs as one
+    /// <see cref="Sign(KeyPurpose, byte[])"/> per message, without a trip to the HSM's thread for each.
+    /// </summary>
+    public IReadOnlyList<KeyedMac> SignChained(KeyPurpose purpose, byte[] previous, IReadOnlyList<byte[]> messages)
+    {
+        EnsureMacPurpose(purpose);
+        ArgumentNullException.ThrowIfNull(previous);
+        ArgumentNullException.ThrowIfNull(messages);
+        return hsm.Execute(ctx =>
+        {
+            var (version, handle) = ctx.Keys.Current(purpose);
+            var macs = new KeyedMac[messages.Count];
+            var link = previous;
+            for (var i = 0; i < messages.Count; i++)
+            {
+                link = ctx.Hmac(CKM.CKM_SHA256_HMAC, handle, [.. link, .. messages[i]]);
+                macs[i] = new KeyedMac(version, link);
+            }
+
+            return macs;
+        });
+    }
+
     /// <summary>MAC under a given key version (to check data made before a rotation).</summary>
     public byte[] Sign(KeyPurpose purpose, int version, byte[] data)
     {

@@ -119,15 +119,9 @@ public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time,
                     return chained;
                 }
 
-                var previous = head.LastMac ?? new byte[MacLength];
-                var rows = new List<(PendingRow Pending, long Seq, KeyedMac Mac)>(pending.Count);
-                foreach (var p in pending)
-                {
-                    var seq = head.LastSeq + rows.Count + 1;
-                    var signed = mac.Sign(KeyPurpose.Audit, ChainInput(previous, p.Record(seq)));
-                    rows.Add((p, seq, signed));
-                    previous = signed.Mac;
-                }
+                var macs = mac.SignChained(KeyPurpose.Audit, head.LastMac ?? new byte[MacLength],
+                    pending.Select((p, i) => Canonical(p.Record(head.LastSeq + i + 1))).ToList());
+                var rows = pending.Select((p, i) => (Pending: p, Seq: head.LastSeq + i + 1, Mac: macs[i])).ToList();
 
                 if (await WriteChainedAsync(head.LastSeq, rows, ct))
                 {
