@@ -1,6 +1,7 @@
 using System.Data;
 using System.Data.Common;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using DbUp;
 using DbUp.Engine;
 using Microsoft.Data.Sqlite;
@@ -15,6 +16,8 @@ namespace DevRift.Hsm.Appliance.Storage;
 /// </summary>
 public sealed class Database : IAsyncDisposable
 {
+    private static readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> s_configured = new();
+    private static readonly object s_configuredMark = new();
     private readonly string _connectionString;
     private readonly SqliteGroupCommit? _groupCommit;
 
@@ -51,11 +54,13 @@ public sealed class Database : IAsyncDisposable
         try
         {
             await connection.OpenAsync(cancellationToken);
-            if (connection is SqliteConnection sqlite)
+            if (connection is SqliteConnection sqlite && sqlite.Handle is { } handle && !s_configured.TryGetValue(handle, out _))
             {
+                // Once per native connection: the pool hands the same one out again with its settings.
                 await using var pragma = sqlite.CreateCommand();
                 pragma.CommandText = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
                 await pragma.ExecuteNonQueryAsync(cancellationToken);
+                s_configured.AddOrUpdate(handle, s_configuredMark);
             }
 
             return connection;
