@@ -28,7 +28,7 @@ public static class OperationContracts
     public static readonly IReadOnlyDictionary<string, OperationContract> ByRoute = new Dictionary<string, OperationContract>(StringComparer.Ordinal)
     {
         ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required idempotency_key_reused rate_limited channel_not_configured"),
-            Example: """{"user":"+14155552671","type":"SMS","locale":"en","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd","reference":"INV-1"}}""", Idempotent: true),
+            Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd","reference":"INV-1"}}""", Idempotent: true),
         ["GET /v1/mfa/{id}"] = new(null, Codes("not_found")),
         ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled transaction_mismatch method_disabled plan_required too_many_attempts"),
             Example: """{"user":"ada@example.com","type":"EMAIL","code":"123456"}"""),
