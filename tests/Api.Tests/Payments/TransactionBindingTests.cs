@@ -165,6 +165,28 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
     [Theory]
     [InlineData(Db.Sqlite)]
     [InlineData(Db.Postgres)]
+    public async Task An_Idempotency_Key_retried_for_the_same_payment_answers_the_first_challenge_and_for_another_is_409(Db db)
+    {
+        // Given a payment send with an Idempotency-Key
+        var server = await servers.GetAsync(db);
+        var phone = TestUsers.NewPhone();
+        var idempotencyKey = Guid.NewGuid().ToString("N");
+        using var first = await server.SendIdempotentAsync($"User={phone}, Type=SMS, {Acme}", idempotencyKey);
+        var id = (await first.AssertJsonAsync(HttpStatusCode.Accepted, "challenge")).GetProperty("id").GetString();
+
+        // When it is retried with the same payment, and then with one cent more
+        using var retry = await server.SendIdempotentAsync($"User={phone}, Type=SMS, Amount=12.34, Currency=EUR, Payee=ACME Ltd, Reference=INV-1", idempotencyKey);
+        using var other = await server.SendIdempotentAsync($"User={phone}, Type=SMS, Amount=12.35, Currency=EUR, Payee=ACME Ltd, Reference=INV-1", idempotencyKey);
+
+        // Then the retry is the first challenge, the other payment is 409 (a key never sends a code for another payment), one message
+        Assert.Equal(id, (await retry.AssertJsonAsync(HttpStatusCode.Accepted, "challenge")).GetProperty("id").GetString());
+        await other.AssertProblemAsync(HttpStatusCode.Conflict, "idempotency_key_reused", "Idempotency-Key");
+        Assert.Equal(1, await server.CountAsync("SELECT COUNT(*) FROM outbox WHERE destination = @phone", new { phone }));
+    }
+
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
     public async Task Each_bad_transaction_field_is_a_400_naming_it_and_sends_nothing(Db db)
     {
         // Given sends with one bad transaction field each
