@@ -117,6 +117,37 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
     [Theory]
     [InlineData(Db.Sqlite)]
     [InlineData(Db.Postgres)]
+    public async Task WhatsApp_and_voice_messages_name_the_payment_and_an_ordinary_url_encoded_form_carries_it(Db db)
+    {
+        // Given a WhatsApp code in French sent as an ordinary URL-encoded form, and a Spanish voice call sent as JSON
+        var server = await servers.GetAsync(db);
+        var whatsapp = TestUsers.NewPhone();
+        var call = TestUsers.NewPhone();
+        using (var sent = await server.PostCurlAsync("/v1/mfa",
+            $"User={Uri.EscapeDataString(whatsapp)}&Type=WHATSAPP&Locale=fr&Amount=1234.5&Currency=EUR&Payee=Caf%C3%A9%20de%20la%20Gare"))
+        {
+            await sent.AssertJsonAsync(HttpStatusCode.Accepted, "challenge");
+        }
+
+        using (var sent = await server.PostJsonAsync("/v1/mfa", new { user = call, type = "CALL", locale = "es", transaction = new { amount = "12.34", currency = "EUR", payee = "ACME Ltd" } }))
+        {
+            await sent.AssertJsonAsync(HttpStatusCode.Accepted, "challenge");
+        }
+
+        // Then the French text shows 1 234,50 € and the payee; the Spanish call reads the code, then the amount and payee
+        Assert.Matches(new Regex(@"pour payer 1\s234,50\s€ à Café de la Gare\."), await LatestBodyAsync(server, whatsapp, "WHATSAPP"));
+        Assert.Contains("Aprueba el pago de 12,34 € a ACME Ltd.", await LatestBodyAsync(server, call, "CALL"), StringComparison.Ordinal);
+
+        // And the WhatsApp code verifies with the same payment in the same encoding
+        var code = await server.LatestCodeAsync(whatsapp, "WHATSAPP");
+        using var ok = await server.PostCurlAsync("/v1/mfa/verify",
+            $"User={Uri.EscapeDataString(whatsapp)}&Type=PHONE&Code={code}&Amount=1234.50&Currency=EUR&Payee=Caf%C3%A9%20de%20la%20Gare");
+        AssertTransaction((await ok.AssertJsonAsync(HttpStatusCode.OK, "verification")).GetProperty("transaction"), "1234.50", "EUR", "Café de la Gare", null);
+    }
+
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
     public async Task A_code_sent_without_a_transaction_is_refused_with_one_and_its_message_is_unchanged(Db db)
     {
         // Given an ordinary email code
