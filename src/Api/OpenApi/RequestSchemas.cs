@@ -125,10 +125,9 @@ public static class RequestSchemas
     };
 
     /// <summary>A property holding a component; form bodies carry a transaction as top-level Amount, Currency, Payee, Reference.</summary>
-    private static OpenApiSchema Reference(string component, string description) => new()
+    private static OpenApiSchemaReference Reference(string component, string description) => new(component)
     {
         Description = description + " In a form body (URL-encoded or the documented comma form): the top-level fields Amount, Currency, Payee and Reference.",
-        AllOf = [new OpenApiSchemaReference(component)],
     };
 
     private static OpenApiSchema Integer(string description) => new() { Type = JsonSchemaType.Integer, Format = "int32", Description = description };
