@@ -272,7 +272,7 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
     [Theory]
     [InlineData(Db.Sqlite)]
     [InlineData(Db.Postgres)]
-    public async Task An_app_code_verified_with_a_transaction_records_and_echoes_what_it_authorised(Db db)
+    public async Task App_and_backup_codes_verified_with_a_transaction_record_and_echo_what_they_authorised(Db db)
     {
         // Given a user with an active authenticator app
         var server = await servers.GetAsync(db);
@@ -295,6 +295,16 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
         AssertTransaction(detail.GetProperty("transaction"), "12.34", "EUR", "ACME Ltd", "INV-1");
         Assert.DoesNotContain(code, details[^1], StringComparison.Ordinal);
         Assert.DoesNotContain(enrolment.Secret, details[^1], StringComparison.Ordinal);
+
+        // And a backup code verified with a transaction records and echoes it the same way (a backup code cannot carry it either)
+        await server.GenerateBackupAsync(user);
+        var backup = (await server.LatestBackupCodesAsync(user))[0];
+        using var byBackup = await server.PostCurlAsync("/v1/mfa/verify", $"User={user}, Type=BACKUP, Code={backup}, Amount=5, Currency=JPY, Payee=ACME Ltd");
+        AssertTransaction((await byBackup.AssertJsonAsync(HttpStatusCode.OK, "verification")).GetProperty("transaction"), "5", "JPY", "ACME Ltd", null);
+        var backupDetail = await c.QuerySingleAsync<string>(
+            "SELECT detail FROM audit_log WHERE event = 'verification' AND subject = @user AND outcome = 'valid' ORDER BY seq DESC LIMIT 1", new { user });
+        AssertTransaction(JsonDocument.Parse(backupDetail).RootElement.GetProperty("transaction"), "5", "JPY", "ACME Ltd", null);
+        Assert.DoesNotContain(FactorApi.Normalised(backup), backupDetail, StringComparison.OrdinalIgnoreCase);
     }
 
     [Theory]
