@@ -140,7 +140,7 @@ public sealed record Transaction(string Amount, string Currency, string Payee, s
         {
             length++;
             if (Rune.GetUnicodeCategory(rune) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
-                or UnicodeCategory.ParagraphSeparator or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.Surrogate)
+                or UnicodeCategory.ParagraphSeparator or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned)
             {
                 throw Invalid(field, $"'transaction.{field}' holds a control, format (such as a bidirectional override), separator, private-use or unassigned character");
             }
@@ -155,7 +155,7 @@ public sealed record Transaction(string Amount, string Currency, string Payee, s
     }
 
     private static string Required(string? value, string field) =>
-        value is { Length: > 0 } && !string.IsNullOrWhiteSpace(value)
+        !string.IsNullOrWhiteSpace(value)
             ? value.Trim()
             : throw Invalid(field, $"'transaction.{field}' is required when a transaction is given (amount, currency and payee)");
 
