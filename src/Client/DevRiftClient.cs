@@ -92,7 +92,7 @@ public partial class DevRiftClient : IDisposable
     }
 
     /// <summary>Sends a one-time code (<c>POST /v1/mfa</c>). The code is never in the answer.</summary>
-    /// <param name="request">User, channel, locale and an optional idempotency key.</param>
+    /// <param name="request">User, channel, locale, an optional idempotency key and an optional transaction to bind the code to.</param>
     /// <param name="cancellationToken">Cancels the call, waits between retries included.</param>
     /// <returns>The challenge, status <c>pending</c>.</returns>
     /// <exception cref="DevRiftException">Refused (e.g. 400 <c>invalid_user</c>, 403 <c>method_disabled</c>, 429 <c>rate_limited</c>).</exception>
@@ -105,6 +105,7 @@ public partial class DevRiftClient : IDisposable
             ["user"] = User(request.User),
             ["type"] = Wire(request.Type),
             ["locale"] = request.Locale,
+            ["transaction"] = request.Transaction,
         };
         // One key per logical send, fixed before the first attempt: every retry carries the same one.
         var idempotencyKey = request.IdempotencyKey ?? Guid.NewGuid().ToString("N");
@@ -137,7 +138,7 @@ public partial class DevRiftClient : IDisposable
     /// <param name="request">User, type and the code (or credential for KEY).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The verification.</returns>
-    /// <exception cref="DevRiftException">401 <c>invalid_code</c>, <c>code_expired</c>, <c>no_pending_challenge</c>, <c>not_enrolled</c>; 429 <c>too_many_attempts</c> …</exception>
+    /// <exception cref="DevRiftException">401 <c>invalid_code</c>, <c>code_expired</c>, <c>no_pending_challenge</c>, <c>not_enrolled</c>, <c>transaction_mismatch</c>; 429 <c>too_many_attempts</c> …</exception>
     public virtual Task<Verification> VerifyAsync(VerifyRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -147,6 +148,7 @@ public partial class DevRiftClient : IDisposable
             ["type"] = Wire(request.Type),
             ["code"] = request.Code,
             ["credential"] = request.Credential,
+            ["transaction"] = request.Transaction,
         };
         return SendAsync<Verification>(HttpMethod.Post, "v1/mfa/verify", body, null, cancellationToken);
     }
@@ -215,6 +217,21 @@ public partial class DevRiftClient : IDisposable
     /// <returns>WebAuthn request options (JSON, base64url).</returns>
     public virtual Task<JsonElement> CreateSecurityKeyAssertionOptionsAsync(string user, CancellationToken cancellationToken = default) =>
         SendAsync<JsonElement>(HttpMethod.Post, "v1/mfa/keys/assertion/options", new Dictionary<string, object?> { ["user"] = User(user) }, null, cancellationToken);
+
+    /// <summary>
+    /// Starts a security-key check for a payment: the WebAuthn challenge is derived from <paramref name="transaction"/>, so
+    /// the key's signature covers it; verify with <see cref="VerifyAsync"/> and the same transaction.
+    /// </summary>
+    /// <param name="user">The user.</param>
+    /// <param name="transaction">The payment the user approves.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>WebAuthn request options (JSON, base64url).</returns>
+    public virtual Task<JsonElement> CreateSecurityKeyAssertionOptionsAsync(string user, Transaction transaction, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        return SendAsync<JsonElement>(HttpMethod.Post, "v1/mfa/keys/assertion/options",
+            new Dictionary<string, object?> { ["user"] = User(user), ["transaction"] = transaction }, null, cancellationToken);
+    }
 
     /// <summary>Verifies a security key's assertion (Type=KEY).</summary>
     /// <param name="user">The user.</param>

@@ -73,6 +73,31 @@ public sealed class SendCodeRequest
     /// never sends a second message. Reusing a key with a different request is refused (409 <c>idempotency_key_reused</c>).
     /// </summary>
     public string? IdempotencyKey { get; init; }
+
+    /// <summary>
+    /// A payment to bind the code to (PSD2 dynamic linking): the code is derived in the appliance's HSM over it, the
+    /// message shows its amount and payee, and the verify must present the same transaction. Null for an ordinary code.
+    /// </summary>
+    public Transaction? Transaction { get; init; }
+}
+
+/// <summary>
+/// A payment a code or a security-key assertion is bound to. The appliance answers it in canonical form: the amount with
+/// exactly the currency's minor digits (<c>12.3</c> EUR → <c>12.30</c>), payee and reference trimmed and NFC-normalised.
+/// </summary>
+public sealed class Transaction
+{
+    /// <summary>A positive decimal such as <c>12.34</c>: at most the currency's ISO 4217 minor digits, no sign, no exponent, at most 18 digits.</summary>
+    public required string Amount { get; init; }
+
+    /// <summary>The upper-case ISO 4217 code, e.g. <c>EUR</c>.</summary>
+    public required string Currency { get; init; }
+
+    /// <summary>Whom the payment goes to, 1 to 140 characters, compared exactly ("ACME Ltd" is not "ACME Ltd.").</summary>
+    public required string Payee { get; init; }
+
+    /// <summary>The payment's reference, at most 140 characters; bound too when given.</summary>
+    public string? Reference { get; init; }
 }
 
 /// <summary>A request to verify what a user typed (or a security key's assertion).</summary>
@@ -89,6 +114,13 @@ public sealed class VerifyRequest
 
     /// <summary>The WebAuthn assertion as JSON (base64url fields), for <see cref="VerificationType.Key"/>.</summary>
     public JsonElement? Credential { get; init; }
+
+    /// <summary>
+    /// The payment being approved. Required, and exactly the same, when the code (or the assertion options) was issued for
+    /// one: otherwise 401 <c>transaction_mismatch</c>. For <see cref="VerificationType.App"/> and
+    /// <see cref="VerificationType.Backup"/> the appliance records it in the audit log and echoes it.
+    /// </summary>
+    public Transaction? Transaction { get; init; }
 }
 
 /// <summary>A request for a new set of backup codes.</summary>
@@ -137,6 +169,9 @@ public sealed class Challenge
 
     /// <summary>True for a live key, false in test mode.</summary>
     public bool Livemode { get; init; }
+
+    /// <summary>The payment the challenge's codes are bound to (canonical form), or null.</summary>
+    public Transaction? Transaction { get; init; }
 }
 
 /// <summary>One channel's delivery of a challenge.</summary>
@@ -179,6 +214,9 @@ public sealed class Verification
 
     /// <summary>True for a live key.</summary>
     public bool Livemode { get; init; }
+
+    /// <summary>The payment this verification authorised (canonical form), or null when none was presented.</summary>
+    public Transaction? Transaction { get; init; }
 }
 
 /// <summary>A started authenticator-app enrolment: the seed, shown once. Confirm it with a <see cref="VerificationType.App"/> verify.</summary>

@@ -7,23 +7,34 @@ namespace DevRift.Hsm.Crypto;
 
 /// <summary>
 /// Out-of-band codes (email, SMS, WhatsApp, voice): <c>code = decimal(truncate(HMAC(code-key, challenge id ‖
-/// channel ‖ nonce))) mod 10^len</c>. A code is never stored; verification recomputes it in the HSM with the
-/// key version the challenge recorded.
+/// channel ‖ nonce))) mod 10^len</c>. A code bound to a payment (PSD2 dynamic linking) has the domain-separation tag
+/// <see cref="TransactionTag"/> and the canonical transaction appended to that input, each length-prefixed like the
+/// other fields; a code without one has exactly the input above, so codes issued before transactions existed still
+/// verify. A code is never stored; verification recomputes it in the HSM with the key version the challenge recorded,
+/// over the transaction the verifier presents, so a code cannot verify for any other transaction.
 /// </summary>
 public sealed class OobCodes(HsmMac mac)
 {
     /// <summary>Shortest and longest code lengths accepted.</summary>
     public const int MinLength = 4, MaxLength = 10;
 
+    /// <summary>Separates the transaction part of the HMAC input from everything else the code key signs.</summary>
+    public const string TransactionTag = "devrift.oob-code.transaction.v1";
+
     /// <summary>The current code-key version, to record on a new challenge.</summary>
     public int CurrentVersion => mac.CurrentVersion(KeyPurpose.Code);
 
-    /// <summary>Derives the code of one channel of one challenge.</summary>
-    public string Derive(string challengeId, string channel, ReadOnlySpan<byte> nonce, int length, int keyVersion)
+    /// <summary>
+    /// Derives the code of one channel of one challenge; <paramref name="transaction"/> is the canonical transaction it
+    /// is bound to, or null for none.
+    /// </summary>
+    public string Derive(string challengeId, string channel, ReadOnlySpan<byte> nonce, int length, int keyVersion, string? transaction = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(length, MinLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, MaxLength);
-        var input = HsmMac.Encode(challengeId, channel, Convert.ToBase64String(nonce));
+        var input = transaction is null
+            ? HsmMac.Encode(challengeId, channel, Convert.ToBase64String(nonce))
+            : HsmMac.Encode(challengeId, channel, Convert.ToBase64String(nonce), TransactionTag, transaction);
         var hmac = mac.Sign(KeyPurpose.Code, keyVersion, input);
         try
         {
@@ -39,11 +50,14 @@ public sealed class OobCodes(HsmMac mac)
         }
     }
 
-    /// <summary>True when <paramref name="candidate"/> is the channel's code; compared in constant time.</summary>
-    public bool Verify(string challengeId, string channel, ReadOnlySpan<byte> nonce, int length, int keyVersion, string candidate)
+    /// <summary>
+    /// True when <paramref name="candidate"/> is the channel's code for the presented canonical
+    /// <paramref name="transaction"/> (null: none); compared in constant time.
+    /// </summary>
+    public bool Verify(string challengeId, string channel, ReadOnlySpan<byte> nonce, int length, int keyVersion, string candidate, string? transaction = null)
     {
         ArgumentNullException.ThrowIfNull(candidate);
-        var expected = Derive(challengeId, channel, nonce, length, keyVersion);
+        var expected = Derive(challengeId, channel, nonce, length, keyVersion, transaction);
         return ConstantTime.Equals(expected, candidate);
     }
 }

@@ -73,7 +73,7 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         var paths = doc.GetProperty("paths");
         var verify = paths.GetProperty("/v1/mfa/verify").GetProperty("post").GetProperty("responses");
         var failed = verify.GetProperty("401").GetProperty("content").GetProperty("application/problem+json").GetProperty("examples");
-        Assert.Equal(["client_certificate_required", "code_expired", "invalid_api_key", "invalid_code", "no_pending_challenge", "not_enrolled"],
+        Assert.Equal(["client_certificate_required", "code_expired", "invalid_api_key", "invalid_code", "no_pending_challenge", "not_enrolled", "transaction_mismatch"],
             failed.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal));
         Assert.True(verify.GetProperty("429").GetProperty("headers").TryGetProperty("Retry-After", out _));
 
@@ -93,8 +93,21 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         Assert.Equal("integer", challenge.GetProperty("attempts_remaining").GetProperty("type").GetString());
         Assert.False(challenge.GetProperty("attempts_remaining").TryGetProperty("pattern", out _));
         var documentedCodes = schemas.GetProperty("Problem").GetProperty("properties").GetProperty("code").GetProperty("enum").EnumerateArray().Select(c => c.GetString()).ToHashSet();
-        Assert.Equal(27, documentedCodes.Count);
+        Assert.Equal(28, documentedCodes.Count);
         Assert.Contains("channel_not_configured", documentedCodes);
+        Assert.Contains("transaction_mismatch", documentedCodes);
+
+        // The payment of PSD2 dynamic linking: one schema, on send, verify and security-key assertion options, and echoed
+        var transaction = schemas.GetProperty("Transaction");
+        Assert.Equal(["amount", "currency", "payee"], transaction.GetProperty("required").EnumerateArray().Select(r => r.GetString()).Order(StringComparer.Ordinal));
+        foreach (var request in new[] { "SendCodeRequest", "VerifyRequest", "AssertionOptionsRequest" })
+        {
+            Assert.Equal("#/components/schemas/Transaction",
+                schemas.GetProperty(request).GetProperty("properties").GetProperty("transaction").GetProperty("$ref").GetString());
+        }
+
+        Assert.Equal("12.34", send.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("example").GetProperty("transaction").GetProperty("amount").GetString());
+        Assert.True(schemas.GetProperty("VerificationResponse").GetProperty("properties").TryGetProperty("transaction", out _));
     }
 
     [Fact]

@@ -137,6 +137,38 @@ public sealed class OperationTests(ApplianceFixture fixture) : IClassFixture<App
     }
 
     [Fact]
+    public async Task A_payment_bound_sms_code_and_security_key_assertion_verify_only_for_their_transaction()
+    {
+        using var client = fixture.NewClient();
+        var phone = TestUsers.NewPhone();
+        var acme = new Transaction { Amount = "12.3", Currency = "EUR", Payee = "ACME Ltd", Reference = "INV-1" };
+
+        // An SMS code for 12.30 EUR to ACME Ltd: the challenge shows the canonical transaction, the message the payment
+        var challenge = await client.SendCodeAsync(new SendCodeRequest { User = phone, Type = DeliveryChannel.Sms, Transaction = acme });
+        Assert.Equal(("12.30", "EUR", "ACME Ltd", "INV-1"), (challenge.Transaction!.Amount, challenge.Transaction.Currency, challenge.Transaction.Payee, challenge.Transaction.Reference));
+        Assert.Contains("to pay €12.30 to ACME Ltd", Assert.Single(await client.ListTestMessagesAsync(phone)).Body, StringComparison.Ordinal);
+        var code = await client.GetLatestTestCodeAsync(phone, DeliveryChannel.Sms);
+
+        // One cent more is 401 transaction_mismatch; the same payment verifies and is echoed
+        var refused = await Assert.ThrowsAsync<DevRiftException>(() => client.VerifyAsync(new VerifyRequest
+        {
+            User = phone, Type = VerificationType.Phone, Code = code,
+            Transaction = new Transaction { Amount = "12.31", Currency = "EUR", Payee = "ACME Ltd", Reference = "INV-1" },
+        }));
+        Assert.Equal((System.Net.HttpStatusCode.Unauthorized, "transaction_mismatch"), (refused.Status, refused.Code));
+        var verification = await client.VerifyAsync(new VerifyRequest { User = phone, Type = VerificationType.Phone, Code = code, Transaction = acme });
+        Assert.Equal(("PHONE", "12.30"), (verification.Type, verification.Transaction!.Amount));
+
+        // A security key's assertion options for the payment: verified with it, echoed
+        using var authenticator = new SoftwareAuthenticator($"http://localhost:{fixture.Server.BaseAddress.Port}");
+        var user = TestUsers.NewEmail("keypay");
+        await client.RegisterSecurityKeyAsync(user, Json(authenticator.Register(await client.CreateSecurityKeyRegistrationOptionsAsync(user))));
+        var options = await client.CreateSecurityKeyAssertionOptionsAsync(user, acme);
+        var byKey = await client.VerifyAsync(new VerifyRequest { User = user, Type = VerificationType.Key, Credential = Json(authenticator.Assert(options)), Transaction = acme });
+        Assert.Equal(("KEY", "ACME Ltd"), (byKey.Type, byKey.Transaction!.Payee));
+    }
+
+    [Fact]
     public async Task Live_and_test_mode_are_told_apart_and_the_outbox_is_test_only()
     {
         using var test = fixture.NewClient();

@@ -50,6 +50,41 @@ public sealed class OobCodesTests : IClassFixture<InitialisedToken>
     }
 
     [Fact]
+    public void A_code_without_a_transaction_is_derived_exactly_as_before_transactions_existed()
+    {
+        // Given the documented three-field input (what every challenge before transaction binding was issued with)
+        var before = Truncated(_mac.Sign(KeyPurpose.Code, 1, LengthPrefixed("ch_1", "sms", Convert.ToBase64String(s_nonce))), 6);
+
+        // When the code is derived and verified without a transaction
+        var after = _codes.Derive("ch_1", "sms", s_nonce, 6, 1, transaction: null);
+
+        // Then it is that code, and it verifies as before
+        Assert.Equal(before, after);
+        Assert.Equal(before, _codes.Derive("ch_1", "sms", s_nonce, 6, 1));
+        Assert.True(_codes.Verify("ch_1", "sms", s_nonce, 6, 1, before));
+    }
+
+    [Fact]
+    public void A_transaction_bound_code_is_the_mac_over_the_tagged_canonical_transaction_and_verifies_for_it_only()
+    {
+        // Given the code key's MAC of the three fields, the domain-separation tag and the canonical transaction
+        const string acme = "5:12.34,3:EUR,8:ACME Ltd,0:,";
+        var expected = Truncated(_mac.Sign(KeyPurpose.Code, 1, LengthPrefixed("ch_1", "sms", Convert.ToBase64String(s_nonce), "devrift.oob-code.transaction.v1", acme)), 10);
+
+        // When the code is derived for that transaction
+        var code = _codes.Derive("ch_1", "sms", s_nonce, 10, 1, acme);
+
+        // Then it is that MAC's code, differs from the code without a transaction, and verifies only for the same transaction
+        Assert.Equal(expected, code);
+        Assert.Equal(OobCodes.TransactionTag, "devrift.oob-code.transaction.v1");
+        Assert.NotEqual(_codes.Derive("ch_1", "sms", s_nonce, 10, 1), code);
+        Assert.True(_codes.Verify("ch_1", "sms", s_nonce, 10, 1, code, acme));
+        Assert.False(_codes.Verify("ch_1", "sms", s_nonce, 10, 1, code, "5:12.35,3:EUR,8:ACME Ltd,0:,"));
+        Assert.False(_codes.Verify("ch_1", "sms", s_nonce, 10, 1, code, "5:12.34,3:EUR,9:ACME Ltd.,0:,"));
+        Assert.False(_codes.Verify("ch_1", "sms", s_nonce, 10, 1, code));
+    }
+
+    [Fact]
     public void Code_differs_by_channel_challenge_and_nonce()
     {
         // Given one base input and three variations of one field each
@@ -139,6 +174,13 @@ public sealed class OobCodesTests : IClassFixture<InitialisedToken>
 
         // Then it is refused as data naming the missing key
         Assert.Equal("the token has no devrift.code.v2 key", Assert.IsType<HsmDataException>(e).Message);
+    }
+
+    private static string Truncated(byte[] mac, int length)
+    {
+        var offset = mac[^1] & 0x0f;
+        var value = BinaryPrimitives.ReadUInt64BigEndian(mac.AsSpan(offset, 8)) & 0x7fff_ffff_ffff_ffffUL;
+        return (value % (ulong)Math.Pow(10, length)).ToString(CultureInfo.InvariantCulture).PadLeft(length, '0');
     }
 
     private static byte[] LengthPrefixed(params string[] fields)

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Globalization;
 using DevRift.Hsm.Api.Cli;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
@@ -24,6 +25,12 @@ public static class ApplianceProgram
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
+        // Culture-specific formatting is asked for where it is meant (a payment's amount in the message's locale);
+        // everything else formats as it did under invariant globalization, whatever the machine's locale.
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.DefaultThreadCurrentUICulture = CultureInfo.InvariantCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.CurrentUICulture = CultureInfo.InvariantCulture;
         var leading = args.TakeWhile(a => !a.StartsWith('-')).ToList();
         var rest = args.Skip(leading.Count).ToList();
         var configuration = rest.Where(a => !s_helpAndVersion.Contains(a, StringComparer.Ordinal)).ToArray();

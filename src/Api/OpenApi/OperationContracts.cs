@@ -28,9 +28,9 @@ public static class OperationContracts
     public static readonly IReadOnlyDictionary<string, OperationContract> ByRoute = new Dictionary<string, OperationContract>(StringComparer.Ordinal)
     {
         ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required idempotency_key_reused rate_limited channel_not_configured"),
-            Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en"}""", Idempotent: true),
+            Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd","reference":"INV-1"}}""", Idempotent: true),
         ["GET /v1/mfa/{id}"] = new(null, Codes("not_found")),
-        ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled method_disabled plan_required too_many_attempts"),
+        ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled transaction_mismatch method_disabled plan_required too_many_attempts"),
             Example: """{"user":"ada@example.com","type":"EMAIL","code":"123456"}"""),
         ["GET /v1/test/messages"] = new(null, Codes(UserCodes, "live_mode_forbidden"), [s_user]),
         ["POST /v1/mfa/app"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}"""),
@@ -41,7 +41,8 @@ public static class OperationContracts
         ["POST /v1/mfa/keys/registration/options"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
         ["POST /v1/mfa/keys/registration"] = new("SecurityKeyRegistrationRequest", Codes(UserCodes, "method_disabled no_pending_challenge code_expired"),
             Example: """{"user":"ada@example.com","credential":{"id":"…","rawId":"…","type":"public-key","response":{"clientDataJSON":"…","attestationObject":"…"}}}"""),
-        ["POST /v1/mfa/keys/assertion/options"] = new("UserRequest", Codes(UserCodes, "method_disabled not_enrolled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
+        ["POST /v1/mfa/keys/assertion/options"] = new("AssertionOptionsRequest", Codes(UserCodes, "method_disabled not_enrolled"),
+            Example: """{"user":"ada@example.com","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd"}}""", Success: "WebAuthnOptions"),
         ["GET /v1/mfa/keys"] = new(null, Codes(UserCodes), [s_user]),
         ["DELETE /v1/mfa/keys/{id}"] = new(null, Codes("not_found")),
 

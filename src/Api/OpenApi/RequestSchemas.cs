@@ -22,12 +22,24 @@ public static class RequestSchemas
         yield return ("SendCodeRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
             ("type", Enum("The channel; DUAL sends one code by email and SMS (enterprise plan).", ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL"]), true),
-            ("locale", Text("The message's language, e.g. en or fr (the application's default otherwise).", example: "en"), false)));
+            ("locale", Text("The message's language, e.g. en or fr (the application's default otherwise).", example: "en"), false),
+            ("transaction", Reference("Transaction", "A payment to bind the code to (PSD2 dynamic linking): the message names its amount and payee, and verify must present it."), false)));
+        yield return ("Transaction", Object(
+            ("amount", Text("A positive decimal with at most the currency's ISO 4217 minor digits (EUR 2, JPY 0, KWD 3), no sign or exponent, at most 18 digits; "
+                + "answered in canonical form (12.3 EUR → 12.30).", example: "12.34"), true),
+            ("currency", Text("An upper-case ISO 4217 alpha-3 code.", example: "EUR"), true),
+            ("payee", Text("Whom the payment goes to: 1 to 140 characters, no control or format characters; trimmed and NFC-normalised. Compared exactly.", example: "ACME Ltd"), true),
+            ("reference", Text("Optional: the payment's reference, at most 140 characters, same rules as payee.", example: "INV-1"), false)));
+        yield return ("AssertionOptionsRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("transaction", Reference("Transaction", "A payment to bind the assertion to: the WebAuthn challenge is derived from it, and verify with Type=KEY must present it."), false)));
         yield return ("VerifyRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
             ("type", Enum("What to check: PHONE covers SMS, WHATSAPP and CALL codes.", ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP", "KEY"]), true),
             ("code", Text("The code the user typed (all types but KEY).", example: "123456"), false),
-            ("credential", WebAuthnJson("For KEY: the WebAuthn assertion response (JSON; JSON text in a form body)."), false)));
+            ("credential", WebAuthnJson("For KEY: the WebAuthn assertion response (JSON; JSON text in a form body)."), false),
+            ("transaction", Reference("Transaction", "The payment being approved: required, and exactly the same, when the code or assertion options were issued for one "
+                + "(else 401 transaction_mismatch); for APP and BACKUP, recorded in the audit log and echoed."), false)));
         yield return ("UserRequest", Object(("user", Text(UserDescription, example: "ada@example.com"), true)));
         yield return ("BackupCodesRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
@@ -110,6 +122,12 @@ public static class RequestSchemas
         Description = description,
         Format = format,
         Examples = example is null ? null : [JsonValue.Create(example)],
+    };
+
+    /// <summary>A property holding a component; form bodies carry a transaction as top-level Amount, Currency, Payee, Reference.</summary>
+    private static OpenApiSchemaReference Reference(string component, string description) => new(component)
+    {
+        Description = description + " In a form body (URL-encoded or the documented comma form): the top-level fields Amount, Currency, Payee and Reference.",
     };
 
     private static OpenApiSchema Integer(string description) => new() { Type = JsonSchemaType.Integer, Format = "int32", Description = description };

@@ -3,13 +3,16 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Payments;
 
 namespace DevRift.Hsm.Api.V1;
 
 /// <summary>
 /// The fields of a <c>/v1</c> POST, from any of the three encodings of API.md: the documented
 /// <c>User=…, Type=…, Code=…</c> form (as <c>curl -d</c> sends it, unencoded), an ordinary URL-encoded form, or
-/// JSON. Field names are case-insensitive. A literal <c>+</c> is kept (it starts every E.164 number).
+/// JSON. Field names are case-insensitive. A literal <c>+</c> is kept (it starts every E.164 number). A payment is the
+/// JSON object <c>"transaction": {"amount", "currency", "payee", "reference"}</c>, or in both forms the top-level
+/// fields <c>Amount</c>, <c>Currency</c>, <c>Payee</c> and <c>Reference</c>.
 /// </summary>
 public sealed partial class RequestBody
 {
@@ -17,10 +20,13 @@ public sealed partial class RequestBody
 
     private readonly Dictionary<string, string> _fields;
 
-    private RequestBody(Dictionary<string, string> fields, JsonElement? credential)
+    private static readonly string[] s_transactionFields = ["amount", "currency", "payee", "reference"];
+
+    private RequestBody(Dictionary<string, string> fields, JsonElement? credential, TransactionInput? transaction)
     {
         _fields = fields;
         Credential = credential;
+        Transaction = transaction;
     }
 
     public string? User => Get("user");
@@ -33,6 +39,9 @@ public sealed partial class RequestBody
 
     /// <summary>A WebAuthn response object (JSON bodies) or its JSON text (forms).</summary>
     public JsonElement? Credential { get; }
+
+    /// <summary>The payment's fields as sent, or null when the body names none (validated by the service that uses it).</summary>
+    public TransactionInput? Transaction { get; }
 
     public string? Get(string name) => _fields.GetValueOrDefault(name);
 
@@ -118,7 +127,9 @@ public sealed partial class RequestBody
             }
         }
 
-        return new RequestBody(fields, null);
+        var transaction = new TransactionInput(
+            fields.GetValueOrDefault("amount"), fields.GetValueOrDefault("currency"), fields.GetValueOrDefault("payee"), fields.GetValueOrDefault("reference"));
+        return new RequestBody(fields, null, transaction.IsEmpty ? null : transaction);
     }
 
     private static RequestBody ParseJson(byte[] bytes)
@@ -131,12 +142,19 @@ public sealed partial class RequestBody
 
         var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         JsonElement? credential = null;
+        TransactionInput? transaction = null;
         foreach (var property in doc.RootElement.EnumerateObject())
         {
             var name = property.Name.ToLowerInvariant();
             if (name == "credential")
             {
                 credential = property.Value.Clone();
+                continue;
+            }
+
+            if (name == "transaction")
+            {
+                transaction = property.Value.ValueKind == JsonValueKind.Null ? null : TransactionOf(property.Value);
                 continue;
             }
 
@@ -153,7 +171,41 @@ public sealed partial class RequestBody
             }
         }
 
-        return new RequestBody(fields, credential);
+        return new RequestBody(fields, credential, transaction is { IsEmpty: false } ? transaction : null);
+    }
+
+    /// <summary>The JSON <c>transaction</c> object: string (or number) fields amount, currency, payee, reference, nothing else.</summary>
+    private static TransactionInput TransactionOf(JsonElement element)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "'transaction' must be an object such as {\"amount\": \"12.34\", \"currency\": \"EUR\", \"payee\": \"ACME Ltd\"}", "transaction");
+        }
+
+        var values = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var property in element.EnumerateObject())
+        {
+            var name = property.Name.ToLowerInvariant();
+            var param = "transaction." + Truncate(name);
+            if (!s_transactionFields.Contains(name, StringComparer.Ordinal))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{param}' is not a transaction field (amount, currency, payee, reference)", param);
+            }
+
+            var value = property.Value.ValueKind switch
+            {
+                JsonValueKind.String => property.Value.GetString(),
+                JsonValueKind.Number => property.Value.GetRawText(),
+                JsonValueKind.Null => null,
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"'{param}' must be a string", param),
+            };
+            if (!values.TryAdd(name, value))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"'{param}' is given more than once", param);
+            }
+        }
+
+        return new TransactionInput(values.GetValueOrDefault("amount"), values.GetValueOrDefault("currency"), values.GetValueOrDefault("payee"), values.GetValueOrDefault("reference"));
     }
 
     /// <summary>

@@ -40,8 +40,8 @@ public static class SecurityKeyEndpoints
         v1.MapPost("/mfa/keys/assertion/options", async (HttpContext http, SecurityKeyService keys) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
-            return Json(http, await keys.AssertionOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), http.RequestAborted));
-        }).WithName("SecurityKeyAssertionOptions").WithSummary("Start a security-key check: WebAuthn request options; then verify with Type=KEY");
+            return Json(http, await keys.AssertionOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Transaction, http.RequestAborted));
+        }).WithName("SecurityKeyAssertionOptions").WithSummary("Start a security-key check: WebAuthn request options (bound to the transaction, when one is given); then verify with Type=KEY");
         v1.MapGet("/mfa/keys", async (HttpContext http, SecurityKeyService keys, string? user) =>
         {
             var caller = http.Caller();

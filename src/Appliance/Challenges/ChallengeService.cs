@@ -7,6 +7,7 @@ using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Outbox;
+using DevRift.Hsm.Appliance.Payments;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Appliance.Users;
 using DevRift.Hsm.Crypto;
@@ -16,17 +17,17 @@ namespace DevRift.Hsm.Appliance.Challenges;
 /// <summary>One channel of a challenge as the API shows it.</summary>
 public sealed record ChannelStatus(string Channel, string To, string Status, string? Reason, DateTimeOffset UpdatedAt);
 
-/// <summary>A challenge as the API shows it (never its code).</summary>
+/// <summary>A challenge as the API shows it (never its code), with the transaction its codes are bound to, if any.</summary>
 public sealed record ChallengeView(
     string Id, string User, string Type, string Status, IReadOnlyList<ChannelStatus> Channels,
-    DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, int AttemptsRemaining, bool LiveMode);
+    DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, int AttemptsRemaining, bool LiveMode, Transaction? Transaction = null);
 
-/// <summary>A successful verification.</summary>
-public sealed record Verification(string User, string Type, DateTimeOffset VerifiedAt, bool LiveMode, string? ChallengeId = null);
+/// <summary>A successful verification, with the transaction it authorised, if any.</summary>
+public sealed record Verification(string User, string Type, DateTimeOffset VerifiedAt, bool LiveMode, string? ChallengeId = null, Transaction? Transaction = null);
 
 /// <summary>
-/// Out-of-band challenges: a code per channel derived in the HSM from (challenge id, channel, nonce) and
-/// never stored; delivery through the outbox in the same transaction; verification that consumes the
+/// Out-of-band challenges: a code per channel derived in the HSM from (challenge id, channel, nonce and, for a payment,
+/// the canonical transaction) and never stored; delivery through the outbox in the same transaction; verification that consumes the
 /// challenge with one conditional update, so racing duplicates get exactly one success on any number of nodes.
 /// </summary>
 public sealed class ChallengeService(
@@ -37,9 +38,11 @@ public sealed class ChallengeService(
     /// <summary>
     /// Creates a challenge, derives its codes in the HSM and queues their messages; the challenge, its outbox rows and
     /// its <c>challenge.send</c> audit record commit in one transaction, so an accepted send is always audited and a
-    /// send that cannot be audited sends nothing. A repeated idempotency key answers with the first challenge.
+    /// send that cannot be audited sends nothing. A repeated idempotency key answers with the first challenge. With a
+    /// <paramref name="transactionInput"/> the codes are bound to that payment and the messages name its amount and payee.
     /// </summary>
-    public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey, CancellationToken ct = default)
+    public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey,
+        TransactionInput? transactionInput = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var type = Channels.ParseSendType(typeValue);
@@ -60,6 +63,7 @@ public sealed class ChallengeService(
             Channels.Dual => MfaUser.ParseDual(userValue),
             _ => MfaUser.ParsePhone(userValue ?? ""),
         };
+        var transaction = Transaction.Parse(transactionInput);
         if (idempotencyKey is { Length: > 255 })
         {
             throw new MfaException(ErrorCode.InvalidRequest, "Idempotency-Key is longer than 255 characters", "Idempotency-Key");
@@ -67,7 +71,7 @@ public sealed class ChallengeService(
 
         var resolvedLocale = MessageTemplates.ResolveLocale(locale);
         var family = Channels.Family(type);
-        var fingerprint = $"{user.Key}|{type}|{resolvedLocale}";
+        var fingerprint = transaction is null ? $"{user.Key}|{type}|{resolvedLocale}" : $"{user.Key}|{type}|{resolvedLocale}|{transaction.Canonical}";
         if (idempotencyKey is not null && await FindIdempotentAsync(caller, idempotencyKey, fingerprint, ct) is { } earlier)
         {
             return earlier;
@@ -96,8 +100,8 @@ public sealed class ChallengeService(
         var expiresAt = now + lifetime;
         var messages = channels.Select(c =>
         {
-            var code = codes.Derive(id, c.Channel, nonce, settings.CodeLength, keyVersion);
-            var rendered = MessageTemplates.Code(c.Channel, caller.Application.Name, code, lifetime, resolvedLocale);
+            var code = codes.Derive(id, c.Channel, nonce, settings.CodeLength, keyVersion, transaction?.Canonical);
+            var rendered = MessageTemplates.Code(c.Channel, caller.Application.Name, code, lifetime, resolvedLocale, transaction);
             return outbox.Prepare("code", c.Channel, c.To, resolvedLocale, rendered);
         }).ToList();
 
@@ -127,14 +131,17 @@ public sealed class ChallengeService(
                 await c.ExecuteAsync(
                     """
                     INSERT INTO challenges (id, application_id, mode, user_key, family, type, status, nonce, code_length, code_key_version,
-                                            attempts, max_attempts, locale, created_at, expires_at)
-                    VALUES (@id, @app, @mode, @user, @family, @type, @Pending, @nonce, @length, @keyVersion, 0, @max, @locale, @now, @expires)
+                                            attempts, max_attempts, locale, created_at, expires_at,
+                                            transaction_amount, transaction_currency, transaction_payee, transaction_reference)
+                    VALUES (@id, @app, @mode, @user, @family, @type, @Pending, @nonce, @length, @keyVersion, 0, @max, @locale, @now, @expires,
+                            @amount, @currency, @payee, @reference)
                     """,
                     new
                     {
                         id, app = caller.Application.Id, mode = caller.Mode, user = user.Key, family, type, Pending, nonce,
                         length = settings.CodeLength, keyVersion, max = settings.AttemptsPerChallenge, locale = resolvedLocale,
                         now = now.ToUnixTimeMilliseconds(), expires = expiresAt.ToUnixTimeMilliseconds(),
+                        amount = transaction?.Amount, currency = transaction?.Currency, payee = transaction?.Payee, reference = transaction?.Reference,
                     }, tx);
                 foreach (var (channel, to) in channels)
                 {
@@ -151,12 +158,18 @@ public sealed class ChallengeService(
                         new { app = caller.Application.Id, mode = caller.Mode, key = idempotencyKey, fingerprint, id, now = now.ToUnixTimeMilliseconds() }, tx);
                 }
 
-                await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.ChallengeSend, user.Key, "ok", new JsonObject
+                var detail = new JsonObject
                 {
                     ["type"] = type,
                     ["challenge_id"] = id,
                     ["channels"] = new JsonArray([.. channels.Select(ch => ch.Channel).Order(StringComparer.Ordinal).Select(ch => (JsonNode)JsonValue.Create(ch))]),
-                }));
+                };
+                if (transaction is not null)
+                {
+                    detail["transaction"] = transaction.ToJson();
+                }
+
+                await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.ChallengeSend, user.Key, "ok", detail));
                 return (string?)null;
             }, ct);
         }
@@ -201,15 +214,17 @@ public sealed class ChallengeService(
             row.Id, row.UserKey, row.Type, row.EffectiveStatus(now),
             channels.Select(ch => new ChannelStatus(ch.Channel, ch.Destination, ch.Status, ch.Reason, DateTimeOffset.FromUnixTimeMilliseconds(ch.UpdatedAt))).ToList(),
             DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(row.ExpiresAt),
-            (int)Math.Max(0, row.MaxAttempts - row.Attempts), caller.LiveMode);
+            (int)Math.Max(0, row.MaxAttempts - row.Attempts), caller.LiveMode, row.Transaction);
     }
 
     /// <summary>
     /// The EMAIL, PHONE and DUAL check of the verification pipeline: the code against the newest pending challenge of
-    /// the family (the attempt counted first); on success the challenge is approved and <paramref name="record"/>
-    /// appended to the audit log in one transaction.
+    /// the family (the attempt counted first), derived in the HSM over the <paramref name="transaction"/> presented; on
+    /// success the challenge is approved and <paramref name="record"/> appended to the audit log in one transaction.
+    /// A presented transaction that is not the one the challenge is bound to (or one presented for a challenge without,
+    /// or none for a challenge with one) is 401 <c>transaction_mismatch</c> and counts as a failed attempt, whatever the code.
     /// </summary>
-    public async Task<Verification> CheckAsync(ApiCaller caller, string family, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
+    public async Task<Verification> CheckAsync(ApiCaller caller, string family, MfaUser user, string code, Transaction? transaction, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(user);
@@ -244,10 +259,12 @@ public sealed class ChallengeService(
         foreach (var channel in channels)
         {
             // No early exit: every channel's code is derived and compared.
-            match |= code.Length == row.CodeLength && codes.Verify(row.Id, channel, row.Nonce, (int)row.CodeLength, (int)row.CodeKeyVersion, code);
+            match |= code.Length == row.CodeLength && codes.Verify(row.Id, channel, row.Nonce, (int)row.CodeLength, (int)row.CodeKeyVersion, code, transaction?.Canonical);
         }
 
-        if (match)
+        // The HSM derivation already fails for another transaction; the comparison only names the reason (never the stored transaction).
+        var sameTransaction = Transaction.Matches(row.Transaction, transaction);
+        if (match && sameTransaction)
         {
             var approved = await db.InTransactionAsync(async (c, tx) =>
             {
@@ -263,7 +280,7 @@ public sealed class ChallengeService(
             }, ct);
             if (approved == 1)
             {
-                return new Verification(user.Key, family, now, caller.LiveMode, row.Id);
+                return new Verification(user.Key, family, now, caller.LiveMode, row.Id, row.Transaction);
             }
 
             throw new MfaException(ErrorCode.NoPendingChallenge, "this code was already used", "code");
@@ -277,10 +294,11 @@ public sealed class ChallengeService(
                 new { Exhausted, Pending, id = row.Id }, tx), ct);
         }
 
-        throw new MfaException(ErrorCode.InvalidCode, remaining > 0
-            ? $"the code is not valid; {remaining} attempt(s) left on this challenge"
-            : "the code is not valid; no attempts left, send a new code", "code")
-        { AttemptsRemaining = remaining };
+        var left = remaining > 0 ? $"{remaining} attempt(s) left on this challenge" : "no attempts left, send a new code";
+        throw sameTransaction
+            ? new MfaException(ErrorCode.InvalidCode, $"the code is not valid; {left}", "code") { AttemptsRemaining = remaining }
+            : new MfaException(ErrorCode.TransactionMismatch, $"the transaction presented is not the one this code was issued for; {left}", "transaction")
+            { AttemptsRemaining = remaining };
     }
 
     /// <summary>Digits only after removing spaces and hyphens; 4–10 of them.</summary>
@@ -391,7 +409,8 @@ public sealed class ChallengeService(
     private sealed class ChallengeRow
     {
         public const string Columns =
-            "id, user_key AS UserKey, type, status, nonce, code_length AS CodeLength, code_key_version AS CodeKeyVersion, attempts, max_attempts AS MaxAttempts, created_at AS CreatedAt, expires_at AS ExpiresAt";
+            "id, user_key AS UserKey, type, status, nonce, code_length AS CodeLength, code_key_version AS CodeKeyVersion, attempts, max_attempts AS MaxAttempts, created_at AS CreatedAt, expires_at AS ExpiresAt, "
+            + "transaction_amount AS TransactionAmount, transaction_currency AS TransactionCurrency, transaction_payee AS TransactionPayee, transaction_reference AS TransactionReference";
 
         public string Id { get; init; } = "";
 
@@ -414,6 +433,16 @@ public sealed class ChallengeService(
         public long CreatedAt { get; init; }
 
         public long ExpiresAt { get; init; }
+
+        public string? TransactionAmount { get; init; }
+
+        public string? TransactionCurrency { get; init; }
+
+        public string? TransactionPayee { get; init; }
+
+        public string? TransactionReference { get; init; }
+
+        public Transaction? Transaction => Transaction.FromColumns(TransactionAmount, TransactionCurrency, TransactionPayee, TransactionReference);
 
         public string EffectiveStatus(long nowMs) =>
             Status == Pending && ExpiresAt <= nowMs ? "expired"

@@ -47,6 +47,7 @@ public sealed class ErrorCode
     public static readonly ErrorCode CodeExpired = new("code_expired", ErrorKind.VerificationFailed, "Code expired");
     public static readonly ErrorCode NoPendingChallenge = new("no_pending_challenge", ErrorKind.VerificationFailed, "No pending challenge");
     public static readonly ErrorCode NotEnrolled = new("not_enrolled", ErrorKind.VerificationFailed, "Not enrolled");
+    public static readonly ErrorCode TransactionMismatch = new("transaction_mismatch", ErrorKind.VerificationFailed, "Transaction mismatch");
 
     public static readonly ErrorCode MethodDisabled = new("method_disabled", ErrorKind.Forbidden, "Method disabled");
     public static readonly ErrorCode PlanRequired = new("plan_required", ErrorKind.Forbidden, "Plan required");

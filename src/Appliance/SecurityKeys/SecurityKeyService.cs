@@ -6,6 +6,7 @@ using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.Payments;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Appliance.Users;
 using DevRift.Hsm.Crypto;
@@ -33,6 +34,9 @@ public interface ILocalOrigins
 /// are stored server-side, expire, and are used once; verification by Fido2 of everything the spec asks
 /// (type, challenge, origin, rpIdHash, user presence, user verification per settings, signature), then a
 /// signature counter that must advance, taken with one conditional update. Failures share the user's lockout.
+/// Assertion options for a payment get the WebAuthn challenge SHA-256(tag ‖ HSM random seed ‖ canonical transaction), so
+/// the authenticator's signature (over clientDataJSON, which holds the challenge) covers the transaction; verification
+/// recomputes the challenge from the stored seed and the transaction presented.
 /// </summary>
 public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, AuditLog audit, ILocalOrigins localOrigins, TimeProvider time)
 {
@@ -113,21 +117,26 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         return new SecurityKeyInfo(id, user.Key, Base64Url.EncodeToString(registered.Id), SplitTransports(transports), registered.AaGuid.ToString(), now, null);
     }
 
-    public async Task<string> AssertionOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    /// <summary>Separates a payment's WebAuthn challenge from any other use of SHA-256 over these fields.</summary>
+    public const string TransactionChallengeTag = "devrift.webauthn-challenge.transaction.v1";
+
+    public async Task<string> AssertionOptionsAsync(ApiCaller caller, string? userValue, TransactionInput? transactionInput = null, CancellationToken ct = default)
     {
         var (settings, fido) = Configure(caller);
         var user = MfaUser.Parse(userValue);
+        var transaction = Transaction.Parse(transactionInput);
         var keys = await KeysAsync(caller, user.Key, ct);
         if (keys.Count == 0)
         {
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no security key; register one first", "user");
         }
 
-        var options = AssertionOptions.Create(fido, random.GetBytes(32),
+        var seed = random.GetBytes(32);
+        var options = AssertionOptions.Create(fido, transaction is null ? seed : TransactionChallenge(seed, transaction),
             keys.Select(k => new PublicKeyCredentialDescriptor(PublicKeyCredentialType.PublicKey, k.CredentialIdBytes, ParseTransports(k.Transports))).ToList(),
             Uv(settings), null);
         var json = options.ToJson();
-        await StoreCeremonyAsync(caller, user.Key, Assertion, options.Challenge, json, settings, ct);
+        await StoreCeremonyAsync(caller, user.Key, Assertion, options.Challenge, json, settings, ct, transaction is null ? null : (seed, transaction));
         return json;
     }
 
@@ -142,14 +151,28 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 
     /// <summary>
     /// The KEY check of the verification pipeline: on success the signature counter advances, the lockout is cleared
-    /// and <paramref name="record"/> is appended to the audit log in one transaction; a forgery counts toward the lockout.
+    /// and <paramref name="record"/> is appended to the audit log in one transaction; a forgery counts toward the lockout,
+    /// and so does a <paramref name="transaction"/> that is not the one the options were issued for (401
+    /// <c>transaction_mismatch</c>; the options are used up either way).
     /// </summary>
-    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, AuthenticatorAssertionRawResponse raw, AuditEntry? record, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, AuthenticatorAssertionRawResponse raw, Transaction? transaction, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(raw);
         var (_, fido) = Configure(caller);
         var ceremony = await TakeCeremonyAsync(caller, user.Key, Assertion, raw.Response?.ClientDataJson, ct);
+        if (!Transaction.Matches(ceremony.Transaction, transaction))
+        {
+            await FailAsync(caller, user.Key, "the transaction presented is not the one these options were issued for", ct, ErrorCode.TransactionMismatch, "transaction");
+        }
+
+        var originalOptions = AssertionOptions.FromJson(ceremony.Options);
+        if (transaction is not null && ceremony.ChallengeSeed is { } seed)
+        {
+            // The challenge Fido2 checks clientDataJSON against (and so the signature) is recomputed from the presented transaction.
+            originalOptions.Challenge = TransactionChallenge(seed, transaction);
+        }
+
         var key = (await KeysAsync(caller, user.Key, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
         if (key is null)
         {
@@ -163,7 +186,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
             result = await new Fido2(fido).MakeAssertionAsync(new MakeAssertionParams
             {
                 AssertionResponse = raw,
-                OriginalOptions = AssertionOptions.FromJson(ceremony.Options),
+                OriginalOptions = originalOptions,
                 StoredPublicKey = key!.PublicKey,
                 StoredSignatureCounter = (uint)key.SignCount,
                 IsUserHandleOwnerOfCredentialIdCallback = (p, _) => Task.FromResult(
@@ -218,11 +241,14 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
     }
 
-    private async Task FailAsync(ApiCaller caller, string userKey, string reason, CancellationToken ct)
+    private async Task FailAsync(ApiCaller caller, string userKey, string reason, CancellationToken ct, ErrorCode? error = null, string param = "credential")
     {
         var remaining = await lockouts.RecordFailureAsync(caller, userKey, ct);
-        throw new MfaException(ErrorCode.InvalidCode, $"the security-key assertion was refused: {reason}", "credential") { AttemptsRemaining = remaining };
+        throw new MfaException(error ?? ErrorCode.InvalidCode, $"the security-key assertion was refused: {reason}", param) { AttemptsRemaining = remaining };
     }
+
+    private static byte[] TransactionChallenge(byte[] seed, Transaction transaction) =>
+        SHA256.HashData(HsmMac.Encode(TransactionChallengeTag, Convert.ToBase64String(seed), transaction.Canonical));
 
     private (ApplicationSettings Settings, Fido2Configuration Fido) Configure(ApiCaller caller)
     {
@@ -294,7 +320,8 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
     }
 
-    private async Task StoreCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[] challenge, string options, ApplicationSettings settings, CancellationToken ct)
+    private async Task StoreCeremonyAsync(ApiCaller caller, string userKey, string kind, byte[] challenge, string options, ApplicationSettings settings, CancellationToken ct,
+        (byte[] Seed, Transaction Transaction)? payment = null)
     {
         var now = time.GetUtcNow();
 
@@ -305,14 +332,17 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
             new { app = caller.Application.Id, mode = caller.Mode, user = userKey, cutoff = (now - CeremonyRetention).ToUnixTimeMilliseconds() }), ct);
         await db.WithConnectionAsync(c => c.ExecuteAsync(
             """
-            INSERT INTO webauthn_ceremonies (id, application_id, mode, user_key, kind, challenge, options, created_at, expires_at)
-            VALUES (@id, @app, @mode, @user, @kind, @challenge, @options, @now, @expires)
+            INSERT INTO webauthn_ceremonies (id, application_id, mode, user_key, kind, challenge, options, created_at, expires_at,
+                                             challenge_seed, transaction_amount, transaction_currency, transaction_payee, transaction_reference)
+            VALUES (@id, @app, @mode, @user, @kind, @challenge, @options, @now, @expires, @seed, @amount, @currency, @payee, @reference)
             """,
             new
             {
                 id = Ids.New("wac_"), app = caller.Application.Id, mode = caller.Mode, user = userKey, kind,
                 challenge = Base64Url.EncodeToString(challenge), options, now = now.ToUnixTimeMilliseconds(),
                 expires = (now + TimeSpan.FromSeconds(settings.WebauthnTimeoutSeconds)).ToUnixTimeMilliseconds(),
+                seed = payment?.Seed, amount = payment?.Transaction.Amount, currency = payment?.Transaction.Currency,
+                payee = payment?.Transaction.Payee, reference = payment?.Transaction.Reference,
             }), ct);
     }
 
@@ -331,7 +361,11 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
 
         var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<CeremonyRow>(
-            "SELECT id, user_key AS UserKey, kind, options, expires_at AS ExpiresAt, used_at AS UsedAt FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND challenge = @challenge",
+            """
+            SELECT id, user_key AS UserKey, kind, options, expires_at AS ExpiresAt, used_at AS UsedAt, challenge_seed AS ChallengeSeed,
+                   transaction_amount AS TransactionAmount, transaction_currency AS TransactionCurrency, transaction_payee AS TransactionPayee, transaction_reference AS TransactionReference
+            FROM webauthn_ceremonies WHERE application_id = @app AND mode = @mode AND challenge = @challenge
+            """,
             new { app = caller.Application.Id, mode = caller.Mode, challenge }), ct);
         // A registration is not a verification: its refusals are bad requests (400), an assertion's are 401s.
         ErrorCode Refusal(ErrorCode assertionCode) => kind == Registration ? ErrorCode.InvalidRequest : assertionCode;
@@ -421,6 +455,18 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         public long ExpiresAt { get; init; }
 
         public long? UsedAt { get; init; }
+
+        public byte[]? ChallengeSeed { get; init; }
+
+        public string? TransactionAmount { get; init; }
+
+        public string? TransactionCurrency { get; init; }
+
+        public string? TransactionPayee { get; init; }
+
+        public string? TransactionReference { get; init; }
+
+        public Transaction? Transaction => Transaction.FromColumns(TransactionAmount, TransactionCurrency, TransactionPayee, TransactionReference);
     }
 
     private sealed class KeyRow

@@ -6,6 +6,7 @@ using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.Payments;
 using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Users;
 
@@ -16,7 +17,8 @@ namespace DevRift.Hsm.Appliance.Verify;
 /// <param name="Type">EMAIL, PHONE, APP, DUAL, BACKUP or KEY.</param>
 /// <param name="Code">What the user typed (every type but KEY).</param>
 /// <param name="Credential">The WebAuthn assertion response (KEY).</param>
-public sealed record VerifyRequest(string? User, string? Type, string? Code, JsonElement? Credential);
+/// <param name="Transaction">The payment the user is approving, when there is one (PSD2 dynamic linking).</param>
+public sealed record VerifyRequest(string? User, string? Type, string? Code, JsonElement? Credential, TransactionInput? Transaction = null);
 
 /// <summary>
 /// Every verification, whatever its type, in one order: the method and whether the application allows it → the user,
@@ -24,7 +26,9 @@ public sealed record VerifyRequest(string? User, string? Type, string? Code, Jso
 /// the lockout, for the methods that share it → the method's own check. A success consumes the challenge, step, backup
 /// code or counter and appends its audit record in one transaction (no 2xx without its record, no code consumed by a
 /// request that is then refused); a failure counts where the method counts it (the challenge's attempts, or the
-/// lockout) and is recorded by the caller.
+/// lockout) and is recorded by the caller. A transaction is checked by the method that can carry it (the challenge's
+/// HSM-derived code, the security key's WebAuthn challenge); APP and BACKUP codes cannot, so their verification records
+/// the transaction it authorised (audit detail and response). Every success's record names the transaction.
 /// </summary>
 public sealed class VerificationPipeline(ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys, Lockouts lockouts)
 {
@@ -55,6 +59,7 @@ public sealed class VerificationPipeline(ChallengeService challenges, TotpFactor
             VerifyMethod.Backup => BackupCodes.ParseCode(Required(request.Code)),
             _ => ChallengeService.NormaliseCode(Required(request.Code)),
         };
+        var transaction = Transaction.Parse(request.Transaction);
 
         // 4. The lockout shared by APP, BACKUP and KEY (a challenge has its own attempts).
         if (method.SharesLockout())
@@ -63,13 +68,19 @@ public sealed class VerificationPipeline(ChallengeService challenges, TotpFactor
         }
 
         // 5. The method's own check; its success commits with this record.
-        var record = AuditEntry.ByCaller(caller, AuditEvents.Verification, user.Key, "valid", new JsonObject { ["type"] = method.Name() });
+        var detail = new JsonObject { ["type"] = method.Name() };
+        if (transaction is not null)
+        {
+            detail["transaction"] = transaction.ToJson();
+        }
+
+        var record = AuditEntry.ByCaller(caller, AuditEvents.Verification, user.Key, "valid", detail);
         return method switch
         {
-            VerifyMethod.App => new Verification(user.Key, method.Name(), await apps.CheckAsync(caller, user, code, record, ct), caller.LiveMode),
-            VerifyMethod.Backup => new Verification(user.Key, method.Name(), await backups.CheckAsync(caller, user, code, record, ct), caller.LiveMode),
-            VerifyMethod.Key => new Verification(user.Key, method.Name(), await keys.CheckAsync(caller, user, assertion!, record, ct), caller.LiveMode),
-            _ => await challenges.CheckAsync(caller, method.Name(), user, code, record, ct),
+            VerifyMethod.App => new Verification(user.Key, method.Name(), await apps.CheckAsync(caller, user, code, record, ct), caller.LiveMode, Transaction: transaction),
+            VerifyMethod.Backup => new Verification(user.Key, method.Name(), await backups.CheckAsync(caller, user, code, record, ct), caller.LiveMode, Transaction: transaction),
+            VerifyMethod.Key => new Verification(user.Key, method.Name(), await keys.CheckAsync(caller, user, assertion!, transaction, record, ct), caller.LiveMode, Transaction: transaction),
+            _ => await challenges.CheckAsync(caller, method.Name(), user, code, transaction, record, ct),
         };
     }
 
