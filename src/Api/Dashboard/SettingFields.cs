@@ -47,7 +47,7 @@ public static class SettingFields
         new("webauthn_origins", "WebAuthn origins (one per line)", SettingKind.Lines, "origins like https://login.example.com; none: the appliance's own"),
         new("webauthn_user_verification", "WebAuthn user verification", SettingKind.Choice, "required, preferred or discouraged", ["required", "preferred", "discouraged"]),
         new("webauthn_timeout_seconds", "WebAuthn timeout (seconds)", SettingKind.Integer, "30 to 3600"),
-        new("fraud_guard_mode", "Fraud guard", SettingKind.Choice, "enforce refuses, shadow only records, off checks nothing", [.. FraudGuardModes.All]),
+        new("fraud_guard_mode", "Fraud guard mode", SettingKind.Choice, "enforce refuses, shadow only records, off checks nothing", [.. FraudGuardModes.All]),
         new("allowed_countries", "Allowed countries (one per line)", SettingKind.Lines, "ISO 3166-1 alpha-2 codes such as GB; none: every country"),
         new("blocked_ranges", "Blocked ranges (one per line)", SettingKind.Lines, "E.164 prefixes such as +4470, on top of the shipped list"),
         new("velocity_per_prefix_per_hour", "Phone sends per country code per hour", SettingKind.Integer, "0 (no limit) to 10000000"),
