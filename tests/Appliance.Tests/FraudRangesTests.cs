@@ -18,8 +18,11 @@ public sealed class FraudRangesTests
     [Fact]
     public void Every_shipped_prefix_has_a_comment_saying_what_it_is()
     {
-        var file = File.ReadAllLines(Path.Combine(RepositoryRoot(), "src", "Appliance", "Fraud", "premium-ranges.txt"));
-        var entries = file.Where(l => l.StartsWith('+')).ToList();
+        // The list as shipped: the resource compiled into the appliance
+        var assembly = typeof(PremiumRanges).Assembly;
+        using var stream = assembly.GetManifestResourceStream(assembly.GetManifestResourceNames().Single(n => n.EndsWith("premium-ranges.txt", StringComparison.Ordinal)))!;
+        using var reader = new StreamReader(stream);
+        var entries = reader.ReadToEnd().Split('\n').Where(l => l.StartsWith('+')).Select(l => l.TrimEnd('\r')).ToList();
         Assert.Equal(PremiumRanges.Shipped.Count, entries.Count);
         Assert.All(entries, l => Assert.Matches(@"^\+\d+\s+# \S.{8,}$", l));
     }
@@ -47,16 +50,5 @@ public sealed class FraudRangesTests
         Assert.Equal(("enforce", 0, 0, 0, 0), (s.FraudGuardMode, s.AllowedCountries.Count, s.BlockedRanges.Count, s.VelocityPerPrefixPerHour, s.VelocityPerRangePerHour));
         var old = ApplicationSettings.Deserialize("""{"code_length":7}""");
         Assert.Equal("enforce", old.FraudGuardMode);
-    }
-
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DevRift.Hsm.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("the repository root (DevRift.Hsm.sln) was not found");
     }
 }
