@@ -93,6 +93,9 @@ public sealed class FraudGuardTests(FakeClockServers servers) : IClassFixture<Fa
         Assert.Equal(4, Count(guard, "test", "blocked", "range"));
         Assert.Equal(0, Count(guard, "test", "would_block", "range") + Count(guard, "live", "blocked", "range"));
         Assert.Contains("+881", guard.GetProperty("shipped_ranges").EnumerateArray().Select(r => r.GetString()));
+        var (exit, stdout, _) = await server.CliAsync("fraud-guard", "show", app);
+        Assert.Equal(0, exit);
+        Assert.Equal(4, Count(JsonDocument.Parse(stdout).RootElement, "test", "blocked", "range"));
         var after = await ScrapeAsync(server);
         Assert.Equal(4, after.Value("devrift_fraud_guard_total", ("reason", "range"), ("decision", "blocked"))
             - before.Value("devrift_fraud_guard_total", ("reason", "range"), ("decision", "blocked")));
