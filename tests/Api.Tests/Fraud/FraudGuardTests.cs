@@ -243,6 +243,40 @@ public sealed class FraudGuardTests(FakeClockServers servers) : IClassFixture<Fa
         Assert.Equal("velocity_per_range_per_hour", limited.DetailJson.GetProperty("rule").GetString());
     }
 
+    [Fact]
+    public async Task Racing_sends_on_two_nodes_share_one_velocity_count()
+    {
+        // Given two nodes of one site on PostgreSQL, and an application allowed five sends per country code per hour
+        await using var a = await ApplianceServer.StartAsync(Db.Postgres, fakeClock: true);
+        await using var b = await ApplianceServer.StartAsync(Db.Postgres, sameSiteAs: a);
+        var (app, key) = await a.CreateApplicationWithKeyAsync("Nodes", "standard", new { velocity_per_prefix_per_hour = 5 });
+        var phones = Enumerable.Range(0, 12).Select(_ => TestUsers.NewPhone()).ToList();
+
+        // When twelve +1 numbers are sent codes at once, half through each node
+        var responses = await Task.WhenAll(phones.Select((phone, i) => (i % 2 == 0 ? a : b).SendCodeAsync(phone, "SMS", key)));
+
+        // Then exactly five were accepted and seven refused 429 rate_limited, counted once each
+        try
+        {
+            Assert.Equal(5, responses.Count(r => r.StatusCode == HttpStatusCode.Accepted));
+            foreach (var refused in responses.Where(r => r.StatusCode != HttpStatusCode.Accepted))
+            {
+                await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests, "rate_limited", "user");
+            }
+
+            Assert.Equal(5, await a.CountAsync("SELECT COUNT(*) FROM challenges WHERE application_id = @app", new { app }));
+            Assert.Equal(7, Count(await FraudGuardAsync(b, app), "test", "blocked", "velocity"));
+            Assert.Equal(5, await a.CountAsync("SELECT sends FROM fraud_guard_velocity WHERE application_id = @app AND scope = 'prefix' AND bucket = '+1'", new { app }));
+        }
+        finally
+        {
+            foreach (var response in responses)
+            {
+                response.Dispose();
+            }
+        }
+    }
+
     [Theory]
     [InlineData(Db.Sqlite)]
     [InlineData(Db.Postgres)]
