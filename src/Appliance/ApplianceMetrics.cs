@@ -13,14 +13,24 @@ public sealed class ApplianceMetrics
     /// <summary>Counter: lockouts that engaged (a timed lock began, or a hard lock).</summary>
     public const string Lockouts = "devrift.lockouts";
 
+    /// <summary>Counter: phone sends the fraud guard refused or (shadow mode) would have refused, by reason and decision.</summary>
+    public const string FraudGuard = "devrift.fraud_guard";
+
     private readonly Counter<long> _lockouts;
+    private readonly Counter<long> _fraudGuard;
 
     public ApplianceMetrics(IMeterFactory meters)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(MeterName);
         _lockouts = meter.CreateCounter<long>(Lockouts, description: "Lockouts that engaged after consecutive failed checks.");
+        _fraudGuard = meter.CreateCounter<long>(FraudGuard, description: "Phone sends the fraud guard blocked or would have blocked, by reason and decision.");
     }
 
     public void LockoutEngaged() => _lockouts.Add(1);
+
+    /// <param name="reason">country, range or velocity.</param>
+    /// <param name="decision">blocked or would_block.</param>
+    public void FraudGuardDecision(string reason, string decision) => _fraudGuard.Add(1,
+        new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("decision", decision));
 }

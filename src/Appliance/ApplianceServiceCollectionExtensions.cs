@@ -36,6 +36,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<TestOutbox>();
         services.AddSingleton<DeliveryOverview>();
         services.AddSingleton<DeliveryRouting>();
+        services.AddSingleton<Fraud.FraudGuard>();
         services.AddSingleton<ChallengeService>();
         services.AddSingleton<ApplianceMetrics>();
         services.AddSingleton<Lockouts>();

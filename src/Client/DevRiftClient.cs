@@ -95,7 +95,9 @@ public partial class DevRiftClient : IDisposable
     /// <param name="request">User, channel, locale, an optional idempotency key and an optional transaction to bind the code to.</param>
     /// <param name="cancellationToken">Cancels the call, waits between retries included.</param>
     /// <returns>The challenge, status <c>pending</c>.</returns>
-    /// <exception cref="DevRiftException">Refused (e.g. 400 <c>invalid_user</c>, 403 <c>method_disabled</c>, 429 <c>rate_limited</c>).</exception>
+    /// <exception cref="DevRiftException">Refused (e.g. 400 <c>invalid_user</c>, 403 <c>method_disabled</c>, 429 <c>rate_limited</c>); a phone
+    /// the appliance's fraud guard refuses is 403 <c>country_not_allowed</c> (not in the application's allowed countries) or
+    /// <c>destination_blocked</c> (a premium-rate, shared-cost or otherwise blocked range), or 429 <c>rate_limited</c> for its velocity limits.</exception>
     /// <exception cref="InvalidPhoneNumberException">The user's phone number is not valid.</exception>
     public virtual Task<Challenge> SendCodeAsync(SendCodeRequest request, CancellationToken cancellationToken = default)
     {
@@ -183,6 +185,8 @@ public partial class DevRiftClient : IDisposable
     /// <param name="request">User, where to deliver, locale.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The set's description (never the codes).</returns>
+    /// <exception cref="DevRiftException">Refused (e.g. 403 <c>method_disabled</c>; for a phone the fraud guard refuses, 403
+    /// <c>country_not_allowed</c> or <c>destination_blocked</c>).</exception>
     public virtual Task<BackupCodeSet> GenerateBackupCodesAsync(GenerateBackupCodesRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);

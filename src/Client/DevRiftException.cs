@@ -22,7 +22,7 @@ public class DevRiftException : Exception
     /// <summary>The HTTP status (400, 401, 403, 404, 409, 413, 415, 429, 503 …).</summary>
     public HttpStatusCode Status { get; }
 
-    /// <summary>The stable problem code (<c>invalid_phone_number</c>, <c>invalid_code</c>, <c>rate_limited</c> …); see the appliance's <c>/errors/{code}</c> pages.</summary>
+    /// <summary>The stable problem code (<c>invalid_phone_number</c>, <c>invalid_code</c>, <c>rate_limited</c>, <c>destination_blocked</c> …); see the appliance's <c>/errors/{code}</c> pages.</summary>
     public string Code { get; }
 
     /// <summary>The request field at fault (<c>user</c>, <c>type</c>, <c>code</c> …), when the problem names one.</summary>

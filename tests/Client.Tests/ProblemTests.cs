@@ -29,6 +29,22 @@ public sealed class ProblemTests(ApplianceFixture fixture) : IClassFixture<Appli
     }
 
     [Fact]
+    public async Task Phones_the_fraud_guard_refuses_are_403_destination_blocked_or_country_not_allowed()
+    {
+        // The default guard refuses a UK premium-rate number (shipped range +449), for codes and backup codes alike
+        using var client = fixture.NewClient();
+        await Refused(() => client.SendCodeAsync("+449098790000", DeliveryChannel.Sms), HttpStatusCode.Forbidden, "destination_blocked", "user");
+        await Refused(() => client.GenerateBackupCodesAsync(new GenerateBackupCodesRequest { User = "+449098790000", Type = BackupDelivery.Sms }),
+            HttpStatusCode.Forbidden, "destination_blocked", "user");
+
+        // An application that allows only US numbers refuses a UK mobile, and the client's formatting of what the user typed does not change that
+        var (_, key) = await fixture.Server.CreateApplicationWithKeyAsync("Client countries", "standard", new { allowed_countries = new[] { "US" } });
+        using var limited = fixture.NewClient(key);
+        await Refused(() => limited.SendCodeAsync("+44 7400 123456", DeliveryChannel.Sms), HttpStatusCode.Forbidden, "country_not_allowed", "user");
+        Assert.Equal("pending", (await limited.SendCodeAsync(TestUsers.NewPhone(), DeliveryChannel.Sms)).Status);
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_401_invalid_api_key()
     {
         using var client = fixture.NewClient("sk_test_" + new string('x', 40));

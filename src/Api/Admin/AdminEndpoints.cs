@@ -151,6 +151,7 @@ public static class AdminEndpoints
         admin.MapClientCertificates();
         admin.MapAudit();
         admin.MapHsm();
+        admin.MapFraudGuard();
         return admin;
     }
 

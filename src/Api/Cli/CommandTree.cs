@@ -128,6 +128,8 @@ public static class CommandTree
             Leaf("list", "List tokens: id, label, created, last used, revoked (never their secrets).", select),
             Leaf("create", "Create a token; its secret is printed once.", select, Arg("LABEL", "who or what holds it")),
             Leaf("revoke", "Revoke a token; it is refused from its next request.", select, Arg("TOKEN_ID", "token id (op_…)"))));
+        root.Add(Group("fraud-guard", "An application's fraud guard (SMS pumping and toll fraud).",
+            Leaf("show", "Show its mode, rules, the shipped high-cost ranges and the counts of blocked and would-block sends.", select, Arg("APP", "application id (app_…)"))));
         root.Add(Group("test-messages", "The test outbox of an application.",
             Leaf("purge", "Delete every test-mode message of an application.", select, Arg("APP", "application id (app_…)"))));
         root.Add(Group("audit", "The HSM-chained audit log.",

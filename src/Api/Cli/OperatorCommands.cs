@@ -78,7 +78,9 @@ public static class OperatorCommands
                     await services.GetRequiredService<Appliance.Outbox.TestOutbox>().PurgeAsync(app)),
                 ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
                 ["hsm", .. var hsm] => await HsmCommands.RunAsync(services, hsm),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create|rename, settings get|set, api-keys list|create|roll|label|revoke, operator-tokens list|create|revoke, test-messages purge, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire"),
+                ["fraud-guard", "show", var app] => FraudGuardResponse.From(
+                    await apps.GetAsync(app), await services.GetRequiredService<Appliance.Fraud.FraudGuard>().CountsAsync(app)),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create|rename, settings get|set, api-keys list|create|roll|label|revoke, operator-tokens list|create|revoke, test-messages purge, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire, fraud-guard show"),
             };
             await AuditCommands.RecordAsync(services, words, result, "ok");
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result is Changed c ? c.Result : result, s_json));

@@ -47,6 +47,11 @@ public static class SettingFields
         new("webauthn_origins", "WebAuthn origins (one per line)", SettingKind.Lines, "origins like https://login.example.com; none: the appliance's own"),
         new("webauthn_user_verification", "WebAuthn user verification", SettingKind.Choice, "required, preferred or discouraged", ["required", "preferred", "discouraged"]),
         new("webauthn_timeout_seconds", "WebAuthn timeout (seconds)", SettingKind.Integer, "30 to 3600"),
+        new("fraud_guard_mode", "Fraud guard mode", SettingKind.Choice, "enforce refuses, shadow only records, off checks nothing", [.. FraudGuardModes.All]),
+        new("allowed_countries", "Allowed countries (one per line)", SettingKind.Lines, "ISO 3166-1 alpha-2 codes such as GB; none: every country"),
+        new("blocked_ranges", "Blocked ranges (one per line)", SettingKind.Lines, "E.164 prefixes such as +4470, on top of the shipped list"),
+        new("velocity_per_prefix_per_hour", "Phone sends per country code per hour", SettingKind.Integer, "0 (no limit) to 10000000"),
+        new("velocity_per_range_per_hour", "Phone sends per number range per hour", SettingKind.Integer, "0 (no limit) to 10000000; a range is the number without its last 3 digits"),
     ];
 
     /// <summary>The default of each setting on a plan, as the form shows it.</summary>
@@ -79,7 +84,7 @@ public static class SettingFields
             patch[field.Name] = field.Kind switch
             {
                 SettingKind.Methods => new JsonArray([.. form[field.Name].Where(m => !string.IsNullOrEmpty(m)).Select(m => (JsonNode)JsonValue.Create(m!))]),
-                SettingKind.Lines => new JsonArray([.. raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => (JsonNode)JsonValue.Create(l))]),
+                SettingKind.Lines => new JsonArray([.. raw.Split(['\n', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(l => (JsonNode)JsonValue.Create(l))]),
                 SettingKind.Integer => int.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n)
                     ? JsonValue.Create(n)
                     : throw new MfaException(ErrorCode.InvalidRequest, $"{field.Name} must be a whole number ({field.Range})", field.Name),

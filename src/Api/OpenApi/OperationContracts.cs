@@ -27,7 +27,7 @@ public static class OperationContracts
 
     public static readonly IReadOnlyDictionary<string, OperationContract> ByRoute = new Dictionary<string, OperationContract>(StringComparer.Ordinal)
     {
-        ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required idempotency_key_reused rate_limited channel_not_configured"),
+        ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked idempotency_key_reused rate_limited channel_not_configured"),
             Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd","reference":"INV-1"}}""", Idempotent: true),
         ["GET /v1/mfa/{id}"] = new(null, Codes("not_found")),
         ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled transaction_mismatch method_disabled plan_required too_many_attempts"),
@@ -35,7 +35,7 @@ public static class OperationContracts
         ["GET /v1/test/messages"] = new(null, Codes(UserCodes, "live_mode_forbidden"), [s_user]),
         ["POST /v1/mfa/app"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}"""),
         ["DELETE /v1/mfa/app"] = new(null, Codes(UserCodes), [s_user]),
-        ["POST /v1/mfa/backup"] = new("BackupCodesRequest", Codes(UserCodes, "invalid_type method_disabled plan_required rate_limited channel_not_configured"),
+        ["POST /v1/mfa/backup"] = new("BackupCodesRequest", Codes(UserCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked rate_limited channel_not_configured"),
             Example: """{"user":"ada@example.com","type":"EMAIL"}"""),
         ["GET /v1/mfa/factors"] = new(null, Codes(UserCodes), [s_user]),
         ["POST /v1/mfa/keys/registration/options"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
@@ -58,6 +58,7 @@ public static class OperationContracts
         ["PATCH /admin/v1/applications/{id}/api-keys/{keyId}"] = new("LabelApiKeyRequest", ["not_found"], Example: """{"label":"checkout service"}""", Forms: false, OperationId: "LabelApiKey"),
         ["POST /admin/v1/applications/{id}/api-keys/{keyId}/roll"] = new("RollApiKeyRequest", ["not_found"], Example: """{"overlap_seconds":3600}""", Forms: false,
             OperationId: "RollApiKey"),
+        ["GET /admin/v1/applications/{id}/fraud-guard"] = new(null, ["not_found"], OperationId: "GetFraudGuard"),
         ["DELETE /admin/v1/applications/{id}/test-messages"] = new(null, ["not_found"], OperationId: "PurgeTestMessages"),
         ["GET /admin/v1/operator-tokens"] = new(null, [], OperationId: "ListOperatorTokens"),
         ["POST /admin/v1/operator-tokens"] = new("CreateOperatorTokenRequest", [], Example: """{"label":"on-call laptop"}""", Forms: false, OperationId: "CreateOperatorToken"),

@@ -98,7 +98,12 @@ public static class RequestSchemas
             ("webauthn_rp_id", Text("Relying-party id, a host name."), false),
             ("webauthn_origins", new OpenApiSchema { Type = JsonSchemaType.Array, Items = Text("An origin such as https://login.example.com.") }, false),
             ("webauthn_user_verification", Enum("User verification.", ["required", "preferred", "discouraged"]), false),
-            ("webauthn_timeout_seconds", Integer("30 to 3600."), false));
+            ("webauthn_timeout_seconds", Integer("30 to 3600."), false),
+            ("fraud_guard_mode", Enum("The fraud guard for phone sends: enforce refuses, shadow only records, off checks nothing.", ["off", "shadow", "enforce"]), false),
+            ("allowed_countries", new OpenApiSchema { Type = JsonSchemaType.Array, Items = Text("An ISO 3166-1 alpha-2 country code; an empty list allows every country.", example: "GB") }, false),
+            ("blocked_ranges", new OpenApiSchema { Type = JsonSchemaType.Array, Items = Text("An E.164 prefix refused on top of the shipped high-cost ranges.", example: "+4470") }, false),
+            ("velocity_per_prefix_per_hour", Integer("Phone sends per country calling code per clock hour; 0 (default): no limit."), false),
+            ("velocity_per_range_per_hour", Integer("Phone sends per number range (the number without its last 3 digits) per clock hour; 0 (default): no limit."), false));
         settings.Description = "The settings to change; each is validated against its range, unknown names are refused.";
         yield return ("SettingsPatch", settings);
         yield return ("Settings", new OpenApiSchema

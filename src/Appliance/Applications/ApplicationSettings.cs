@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Fraud;
+using DevRift.Hsm.Appliance.Users;
 
 namespace DevRift.Hsm.Appliance.Applications;
 
@@ -71,6 +73,24 @@ public sealed class ApplicationSettings
     /// <summary>How long registration and assertion options stay usable.</summary>
     public int WebauthnTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>
+    /// The fraud guard for SMS, WHATSAPP and CALL sends (and the phone of a DUAL send): <c>enforce</c> refuses what
+    /// its rules match, <c>shadow</c> only records what it would refuse, <c>off</c> evaluates nothing.
+    /// </summary>
+    public string FraudGuardMode { get; set; } = FraudGuardModes.Enforce;
+
+    /// <summary>ISO 3166-1 alpha-2 countries a phone send may go to; empty: every country.</summary>
+    public List<string> AllowedCountries { get; set; } = [];
+
+    /// <summary>E.164 prefixes refused on top of the shipped list of high-cost ranges, e.g. <c>+4470</c>.</summary>
+    public List<string> BlockedRanges { get; set; } = [];
+
+    /// <summary>Phone sends per country calling code (+44, +1 …) per clock hour and mode; 0: no limit.</summary>
+    public int VelocityPerPrefixPerHour { get; set; }
+
+    /// <summary>Phone sends per number range (the E.164 number without its last 3 digits) per clock hour and mode; 0: no limit.</summary>
+    public int VelocityPerRangePerHour { get; set; }
+
     public static ApplicationSettings DefaultsFor(string plan)
     {
         var settings = new ApplicationSettings();
@@ -127,6 +147,9 @@ public sealed class ApplicationSettings
         }
 
         updated.EnabledMethods = updated.EnabledMethods.Select(m => m.ToUpperInvariant()).Distinct().ToList();
+        updated.FraudGuardMode = updated.FraudGuardMode.Trim().ToLowerInvariant();
+        updated.AllowedCountries = updated.AllowedCountries.Select(c => c.Trim().ToUpperInvariant()).Distinct().ToList();
+        updated.BlockedRanges = updated.BlockedRanges.Select(r => r.Replace(" ", "", StringComparison.Ordinal).Trim()).Distinct().ToList();
         updated.Validate();
         return updated;
     }
@@ -173,6 +196,7 @@ public sealed class ApplicationSettings
         }
 
         Range(WebauthnTimeoutSeconds, 30, 3_600, "webauthn_timeout_seconds");
+        ValidateFraudGuard();
         if (WebauthnRpId is { Length: > 0 } rp && (rp.Contains("://", StringComparison.Ordinal) || rp.Contains('/', StringComparison.Ordinal) || rp.Contains(':', StringComparison.Ordinal)))
         {
             throw new MfaException(ErrorCode.InvalidRequest, "webauthn_rp_id must be a host name such as example.com (no scheme, port or path)", "webauthn_rp_id");
@@ -185,6 +209,35 @@ public sealed class ApplicationSettings
                 throw new MfaException(ErrorCode.InvalidRequest, $"webauthn_origins: '{origin}' is not an origin like https://login.example.com", "webauthn_origins");
             }
         }
+    }
+
+    private void ValidateFraudGuard()
+    {
+        if (!FraudGuardModes.All.Contains(FraudGuardMode, StringComparer.Ordinal))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, $"fraud_guard_mode must be {string.Join(", ", FraudGuardModes.All)}", "fraud_guard_mode");
+        }
+
+        foreach (var country in AllowedCountries)
+        {
+            if (!Countries.IsIso3166Alpha2(country))
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"allowed_countries: '{country}' is not an ISO 3166-1 alpha-2 country code such as GB or US", "allowed_countries");
+            }
+        }
+
+        Range(AllowedCountries.Count, 0, 300, "allowed_countries");
+        foreach (var range in BlockedRanges)
+        {
+            if (range.Length is < 2 or > 16 || range[0] != '+' || !range.AsSpan(1).ContainsOnlyDigits() || range[1] == '0')
+            {
+                throw new MfaException(ErrorCode.InvalidRequest, $"blocked_ranges: '{range}' is not an E.164 prefix: '+' then 1 to 15 digits, e.g. +4470", "blocked_ranges");
+            }
+        }
+
+        Range(BlockedRanges.Count, 0, 10_000, "blocked_ranges");
+        Range(VelocityPerPrefixPerHour, 0, 10_000_000, "velocity_per_prefix_per_hour");
+        Range(VelocityPerRangePerHour, 0, 10_000_000, "velocity_per_range_per_hour");
     }
 
     private static void Range(int value, int min, int max, string name)
@@ -202,6 +255,16 @@ public static class Plans
     public const string Enterprise = "enterprise";
 
     public static bool IsValid(string? plan) => plan is Standard or Enterprise;
+}
+
+/// <summary>The values of <see cref="ApplicationSettings.FraudGuardMode"/>.</summary>
+public static class FraudGuardModes
+{
+    public const string Off = "off";
+    public const string Shadow = "shadow";
+    public const string Enforce = "enforce";
+
+    public static readonly string[] All = [Off, Shadow, Enforce];
 }
 
 public static class Modes

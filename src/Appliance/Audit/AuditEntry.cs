@@ -61,6 +61,8 @@ public static class AuditEvents
     public const string SecurityKeyRemove = "security_key.remove";
     public const string BackupCodesGenerate = "backup_codes.generate";
     public const string LockoutEngaged = "lockout.engaged";
+    public const string FraudGuardBlock = "fraud_guard.block";
+    public const string FraudGuardWouldBlock = "fraud_guard.would_block";
     public const string ApplicationCreate = "application.create";
     public const string SettingsUpdate = "settings.update";
     public const string ApiKeyCreate = "api_key.create";

@@ -7,6 +7,7 @@ using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Challenges;
 using DevRift.Hsm.Appliance.Errors;
 using DevRift.Hsm.Appliance.Factors;
+using DevRift.Hsm.Appliance.Fraud;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Appliance.Users;
@@ -30,7 +31,7 @@ public sealed record BackupState(int Remaining, int Total, DateTimeOffset Create
 /// announced to the user with the count left.
 /// </summary>
 public sealed class BackupCodes(
-    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, AuditLog audit, TimeProvider time)
+    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, AuditLog audit, FraudGuard fraudGuard, TimeProvider time)
 {
     private const string Purpose = "backup_code";
     private static readonly string[] s_types = ["EMAIL", "SMS", "DUAL"];
@@ -76,6 +77,9 @@ public sealed class BackupCodes(
         {
             throw new MfaException(ErrorCode.ChannelNotConfigured, $"no delivery provider is configured for {missing.Channel}; nothing was generated", "type");
         }
+
+        // The fraud guard before any HSM work or write: SMS backup codes cost what an SMS code costs.
+        await fraudGuard.CheckAsync(caller, type, user, ct);
 
         var resolvedLocale = MessageTemplates.ResolveLocale(locale);
         var now = time.GetUtcNow();

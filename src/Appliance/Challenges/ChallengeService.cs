@@ -6,6 +6,7 @@ using Dapper;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Errors;
+using DevRift.Hsm.Appliance.Fraud;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.Payments;
 using DevRift.Hsm.Appliance.Storage;
@@ -31,7 +32,7 @@ public sealed record Verification(string User, string Type, DateTimeOffset Verif
 /// challenge with one conditional update, so racing duplicates get exactly one success on any number of nodes.
 /// </summary>
 public sealed class ChallengeService(
-    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, AuditLog audit, TimeProvider time)
+    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, AuditLog audit, FraudGuard fraudGuard, TimeProvider time)
 {
     private const string Pending = "pending", Approved = "approved", Canceled = "canceled", Exhausted = "max_attempts_reached";
 
@@ -90,6 +91,9 @@ public sealed class ChallengeService(
                 }
             }
         }
+
+        // The fraud guard before anything else is done or stored (a refusal changes only the guard's own counts).
+        await fraudGuard.CheckAsync(caller, type, user, ct);
 
         // HSM work first (derive, render, seal) so that the database transaction stays short.
         var now = time.GetUtcNow();

@@ -145,6 +145,7 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
             ["totp_digits"] = "8", ["totp_period_seconds"] = "60", ["totp_window_back"] = "2", ["totp_window_forward"] = "0",
             ["totp_issuer"] = "Form Shop", ["lockout_threshold"] = "4", ["lockout_seconds"] = "120", ["hard_lock_threshold"] = "40",
             ["backup_code_count"] = "12", ["backup_code_length"] = "16", ["webauthn_rp_id"] = "shop.example.com", ["webauthn_timeout_seconds"] = "120",
+            ["velocity_per_prefix_per_hour"] = "500", ["velocity_per_range_per_hour"] = "20",
         };
         foreach (var (name, value) in values)
         {
@@ -154,6 +155,9 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
         await dashboard.Page.Locator("#totp_algorithm").SelectOptionAsync("SHA256");
         await dashboard.Page.Locator("#webauthn_user_verification").SelectOptionAsync("required");
         await dashboard.Page.Locator("#webauthn_origins").FillAsync("https://shop.example.com\nhttps://login.shop.example.com");
+        await dashboard.Page.Locator("#fraud_guard_mode").SelectOptionAsync("shadow");
+        await dashboard.Page.Locator("#allowed_countries").FillAsync("gb\nIE");
+        await dashboard.Page.Locator("#blocked_ranges").FillAsync("+4470, +37517");
         await dashboard.Page.Locator("#m-WHATSAPP").UncheckAsync();
         await dashboard.Page.Locator("#m-CALL").UncheckAsync();
         await dashboard.ClickAsync("#save-settings");
@@ -171,6 +175,36 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
         Assert.Equal("required", settings.GetProperty("webauthn_user_verification").GetString());
         Assert.Equal(["https://shop.example.com", "https://login.shop.example.com"], settings.GetProperty("webauthn_origins").EnumerateArray().Select(o => o.GetString()));
         Assert.Equal(["EMAIL", "SMS", "DUAL", "APP", "KEY", "BACKUP"], settings.GetProperty("enabled_methods").EnumerateArray().Select(o => o.GetString()));
+        Assert.Equal("shadow", settings.GetProperty("fraud_guard_mode").GetString());
+        Assert.Equal(["GB", "IE"], settings.GetProperty("allowed_countries").EnumerateArray().Select(o => o.GetString()));
+        Assert.Equal(["+4470", "+37517"], settings.GetProperty("blocked_ranges").EnumerateArray().Select(o => o.GetString()));
+        dashboard.AssertCleanAndOffline();
+    }
+
+    [Fact]
+    public async Task The_application_page_shows_the_fraud_guard_mode_and_its_counts()
+    {
+        // Given an application whose guard refused two sends to premium-rate numbers and one outside its countries
+        var (id, key) = await Server.CreateApplicationWithKeyAsync("Guarded", "standard", new { allowed_countries = new[] { "GB" } });
+        foreach (var (to, code) in new[] { ("+449098790000", "destination_blocked"), ("+449098790001", "destination_blocked"), ("+14155550199", "country_not_allowed") })
+        {
+            using var refused = await Server.SendCodeAsync(to, "SMS", key);
+            await refused.AssertProblemAsync(System.Net.HttpStatusCode.Forbidden, code, "user");
+        }
+
+        // When its page is opened
+        await using var dashboard = await SignedInAsync();
+        await dashboard.GoAsync($"/dashboard/applications/{id}");
+
+        // Then the fraud-guard section shows the mode, the countries and the exact counts
+        Assert.Equal("enforce", await dashboard.Page.Locator("#fraud-guard-mode").InnerTextAsync());
+        Assert.Equal("GB", await dashboard.Page.Locator("#fraud-guard-countries").InnerTextAsync());
+        var blocked = dashboard.Page.Locator("#fraud-guard tr[data-mode=test][data-decision=blocked]");
+        Assert.Equal("2", await blocked.Locator("td[data-reason=range]").InnerTextAsync());
+        Assert.Equal("1", await blocked.Locator("td[data-reason=country]").InnerTextAsync());
+        Assert.Equal("0", await blocked.Locator("td[data-reason=velocity]").InnerTextAsync());
+        Assert.Equal("0", await dashboard.Page.Locator("#fraud-guard tr[data-mode=test][data-decision=would_block] td[data-reason=range]").InnerTextAsync());
+        await dashboard.ScreenshotAsync("fraud-guard");
         dashboard.AssertCleanAndOffline();
     }
 

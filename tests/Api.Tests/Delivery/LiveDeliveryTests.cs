@@ -306,6 +306,29 @@ public sealed class LiveDeliveryTests(LiveDeliveryFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_live_send_to_a_premium_rate_range_is_refused_before_the_provider_is_called()
+    {
+        // Given a live key and a working Twilio stand-in (the fraud guard is on by default)
+        const string premium = "+449098790000";
+
+        // When the integrator sends SMS and CALL codes to a UK premium-rate number (shipped range +449)
+        foreach (var type in new[] { "SMS", "CALL" })
+        {
+            using var refused = await Live.PostSendAsync(Host, Key, premium, type);
+            await refused.AssertProblemAsync(HttpStatusCode.Forbidden, "destination_blocked", "user");
+        }
+
+        // Then nothing was queued for it, and a send queued after it reaches the provider while the premium number
+        // never did
+        var control = Live.NewPhone();
+        await Live.SendAsync(Host, Key, control, "SMS");
+        await fixture.Twilio.WaitForAsync(r => r.Form.GetValueOrDefault("To") == control);
+        Assert.Equal(0, await CountAsync("SELECT COUNT(*) FROM outbox WHERE destination = @premium", new { premium }));
+        Assert.Equal(0, await CountAsync("SELECT COUNT(*) FROM challenges WHERE user_key = @premium", new { premium }));
+        Assert.DoesNotContain(fixture.Twilio.Requests, r => r.Form.GetValueOrDefault("To", "").Contains(premium, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Test_mode_sends_never_reach_a_provider()
     {
         // Given configured providers and the demo application's test key

@@ -2,13 +2,14 @@ using System.Text.Json.Nodes;
 using DevRift.Hsm.Api.Audit;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
+using DevRift.Hsm.Appliance.Fraud;
 using DevRift.Hsm.Appliance.Outbox;
 using Microsoft.AspNetCore.Mvc;
 
 namespace DevRift.Hsm.Api.Dashboard.Pages;
 
-/// <summary>One application: name and plan, every setting with its range and default, and its test outbox.</summary>
-public sealed class ApplicationModel(ApplicationStore applications, TestOutbox testOutbox) : DashboardPage
+/// <summary>One application: name and plan, every setting with its range and default, its fraud-guard counts and its test outbox.</summary>
+public sealed class ApplicationModel(ApplicationStore applications, TestOutbox testOutbox, FraudGuard fraudGuard) : DashboardPage
 {
     [FromRoute]
     public string Id { get; set; } = "";
@@ -19,6 +20,8 @@ public sealed class ApplicationModel(ApplicationStore applications, TestOutbox t
 
     public long TestMessages { get; private set; }
 
+    public Admin.FraudGuardResponse FraudGuard { get; private set; } = null!;
+
     /// <summary>The submitted values, shown again when the form was refused.</summary>
     public IFormCollection? Posted { get; private set; }
 
@@ -27,6 +30,7 @@ public sealed class ApplicationModel(ApplicationStore applications, TestOutbox t
         App = await applications.GetAsync(Id, HttpContext.RequestAborted);
         Settings = Admin.AdminEndpoints.SettingsJson(App);
         TestMessages = await testOutbox.CountAsync(Id, HttpContext.RequestAborted);
+        FraudGuard = Admin.FraudGuardResponse.From(App, await fraudGuard.CountsAsync(Id, HttpContext.RequestAborted));
     }
 
     public async Task OnPostApplicationAsync([FromForm] string? name, [FromForm] string? plan)
