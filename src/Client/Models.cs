@@ -73,6 +73,12 @@ public sealed class SendCodeRequest
     /// never sends a second message. Reusing a key with a different request is refused (409 <c>idempotency_key_reused</c>).
     /// </summary>
     public string? IdempotencyKey { get; init; }
+
+    /// <summary>
+    /// The end user's IP address as your server sees it (e.g. <c>HttpContext.Connection.RemoteIpAddress</c>), sent as
+    /// <c>client_ip</c>. Recorded in the send's audit record. The appliance trusts what you send: pass the address of the end user, not of a proxy.
+    /// </summary>
+    public System.Net.IPAddress? ClientIp { get; init; }
 }
 
 /// <summary>A request to verify what a user typed (or a security key's assertion).</summary>
@@ -89,6 +95,12 @@ public sealed class VerifyRequest
 
     /// <summary>The WebAuthn assertion as JSON (base64url fields), for <see cref="VerificationType.Key"/>.</summary>
     public JsonElement? Credential { get; init; }
+
+    /// <summary>
+    /// The end user's IP address as your server sees it (e.g. <c>HttpContext.Connection.RemoteIpAddress</c>), sent as
+    /// <c>client_ip</c>. With the lockout profile <c>source_aware</c> failed checks are then throttled per API key and address (IPv6 by /64) instead of per API key and user, so that one address guessing cannot lock the user out elsewhere. The appliance trusts what you send: pass the address of the end user, not of a proxy.
+    /// </summary>
+    public System.Net.IPAddress? ClientIp { get; init; }
 }
 
 /// <summary>A request for a new set of backup codes.</summary>
