@@ -43,7 +43,7 @@ public static class MfaEndpoints
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var idempotencyKey = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } k ? k : null;
-        var view = await challenges.SendAsync(CallerWithClientIp(http, body), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
+        var view = await challenges.SendAsync(http.CallerWithClientIp(body.ClientIp), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
             body.Locale, idempotencyKey, http.RequestAborted);
         return TypedResults.Accepted($"/v1/mfa/{view.Id}", ChallengeResponse.From(view));
     }
@@ -59,14 +59,10 @@ public static class MfaEndpoints
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var request = new VerifyRequest(body.Require("user", ErrorCode.InvalidUser), type, body.Code,
             VerifyMethods.KnownName(type) == "KEY" ? SecurityKeyEndpoints.CredentialOf(body) : null);
-        var verification = await pipeline.VerifyAsync(CallerWithClientIp(http, body), request, http.RequestAborted);
+        var verification = await pipeline.VerifyAsync(http.CallerWithClientIp(body.ClientIp), request, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(VerificationResponse.From(verification));
     }
-
-    /// <summary>The caller with the end user's <c>client_ip</c> when the body gives one (a malformed one is a 400 naming it).</summary>
-    private static ApiCaller CallerWithClientIp(HttpContext http, RequestBody body) =>
-        body.ClientIp is { } ip ? http.Caller() with { ClientIp = ClientIp.Parse(ip) } : http.Caller();
 
     private static async Task<Ok<ListResponse<TestMessageResponse>>> TestMessagesAsync(HttpContext http, OutboxStore outbox, string? user)
     {

@@ -52,6 +52,8 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
             await server.VerifyAppFromAsync(user, right, Flooder).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts"));
         Assert.Equal(before, await LockoutRowsAsync(server, user));
         Assert.DoesNotContain(refused, r => r.Event == "lockout.engaged");
+        var refusal = refused.OnlyEvent("verification");
+        Assert.Equal(("too_many_attempts", Flooder), (refusal.Outcome, refusal.DetailJson.GetProperty("client_ip").GetString()));
 
         // and the user, from another address, verifies with that same right code (its step was not consumed)
         await server.VerifyAppFromAsync(user, right, Home).ExpectVerifiedAsync("APP");
