@@ -107,27 +107,10 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
 
     private async Task<FailureOutcome> StrictFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now)
     {
-        var settings = caller.Application.Settings;
-        var failures = row.Failures + 1;
-        var locks = row.Locks;
-        var lockedUntil = row.LockedUntil;
-        var hard = row.HardLocked != 0 || failures >= settings.HardLockThreshold;
-        if (failures % settings.LockoutThreshold == 0)
-        {
-            lockedUntil = now + LockMilliseconds(settings.LockoutSeconds, locks, s_maxLock.TotalSeconds);
-            locks++;
-        }
-
-        await UpdateUserAsync(c, tx, caller, userKey, failures, locks, lockedUntil, hard);
-        var engaged = locks > row.Locks || (hard && row.HardLocked == 0);
-        if (engaged)
-        {
-            // A lock engaging is audited in the same transaction: it commits with the lock or not at all.
-            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, hard ? "hard_locked" : "locked",
-                new JsonObject { ["consecutive_failures"] = failures, ["locked_until"] = hard ? null : Utc(lockedUntil) }));
-        }
-
-        return new FailureOutcome((int)(settings.LockoutThreshold - (failures % settings.LockoutThreshold)) % settings.LockoutThreshold, false, engaged);
+        var threshold = caller.Application.Settings.LockoutThreshold;
+        var engaged = await CountUserFailureAsync(c, tx, caller, userKey, row, now,
+            failures => failures % threshold == 0, failures => new JsonObject { ["consecutive_failures"] = failures });
+        return new FailureOutcome(Remaining(row.Failures + 1, threshold), false, engaged);
     }
 
     private async Task<FailureOutcome> SourceAwareFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now)
@@ -167,33 +150,45 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         }
 
         // 2. The user: locked only by failures from many sources since the previous lock ended, or by far more attempts.
-        var failures = row.Failures + 1;
         var distinct = await c.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM lockout_sources WHERE " + UserWhere + " AND failures > 0 AND last_failure_at >= @since",
             new { key.app, key.mode, key.userKey, since = Math.Max(now - windowMs, row.LockedUntil) }, tx);
+        var userLocked = await CountUserFailureAsync(c, tx, caller, userKey, row, now,
+            failures => row.LockedUntil <= now && (distinct >= settings.UserLockoutSources || failures % settings.UserLockoutThreshold == 0),
+            failures => new JsonObject { ["level"] = "user", ["source"] = SourceName(caller), ["consecutive_failures"] = failures, ["failing_sources"] = distinct });
+
+        return new FailureOutcome(Remaining(sourceFailures, settings.SourceFailureThreshold), sourceBlocked, userLocked);
+    }
+
+    /// <summary>
+    /// Counts a failure on the user's row: a timed lock (<c>lockout_seconds</c>, doubling) when <paramref name="engage"/>
+    /// says so for the new consecutive count, a hard lock at <c>hard_lock_threshold</c>. A lock engaging is audited in
+    /// the same transaction, so it commits with the lock or not at all. True when one engaged.
+    /// </summary>
+    private async Task<bool> CountUserFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now,
+        Func<long, bool> engage, Func<long, JsonObject> detail)
+    {
+        var settings = caller.Application.Settings;
+        var failures = row.Failures + 1;
         var locks = row.Locks;
         var lockedUntil = row.LockedUntil;
         var hard = row.HardLocked != 0 || failures >= settings.HardLockThreshold;
-        if (row.LockedUntil <= now && (distinct >= settings.UserLockoutSources || failures % settings.UserLockoutThreshold == 0))
+        if (engage(failures))
         {
             lockedUntil = now + LockMilliseconds(settings.LockoutSeconds, locks, s_maxLock.TotalSeconds);
             locks++;
         }
 
         await UpdateUserAsync(c, tx, caller, userKey, failures, locks, lockedUntil, hard);
-        var userLocked = locks > row.Locks || (hard && row.HardLocked == 0);
-        if (userLocked)
+        var engaged = locks > row.Locks || (hard && row.HardLocked == 0);
+        if (engaged)
         {
-            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, hard ? "hard_locked" : "locked",
-                new JsonObject
-                {
-                    ["level"] = "user", ["source"] = SourceName(caller), ["consecutive_failures"] = failures, ["failing_sources"] = distinct,
-                    ["locked_until"] = hard ? null : Utc(lockedUntil),
-                }));
+            var record = detail(failures);
+            record["locked_until"] = hard ? null : Utc(lockedUntil);
+            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, hard ? "hard_locked" : "locked", record));
         }
 
-        return new FailureOutcome((int)(settings.SourceFailureThreshold - (sourceFailures % settings.SourceFailureThreshold)) % settings.SourceFailureThreshold,
-            sourceBlocked, userLocked);
+        return engaged;
     }
 
     private static Task<int> UpdateUserAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, long failures, long locks, long lockedUntil, bool hard) =>
@@ -275,6 +270,9 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
     /// <summary><paramref name="baseSeconds"/> doubled <paramref name="repeats"/> times, at most <paramref name="maxSeconds"/>, in milliseconds.</summary>
     private static long LockMilliseconds(int baseSeconds, long repeats, double maxSeconds) =>
         (long)(Math.Min(baseSeconds * Math.Pow(2, Math.Min(repeats, 30)), maxSeconds) * 1000);
+
+    /// <summary>Failures left before the next lock when one comes every <paramref name="threshold"/> failures.</summary>
+    private static int Remaining(long failures, int threshold) => (int)((threshold - (failures % threshold)) % threshold);
 
     private static DateTime Utc(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime;
 

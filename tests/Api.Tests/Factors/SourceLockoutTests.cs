@@ -23,10 +23,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     public async Task A_flood_of_wrong_codes_from_one_source_does_not_stop_the_user_from_another_source(Db db)
     {
         // Given an active factor
-        var server = await servers.GetAsync(db);
-        var user = FactorApi.NewUser("flood");
-        var e = await server.EnrolActiveAsync(user);
-        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        var (server, user, e) = await ActiveFactorAsync(db, "flood");
         var wrong = Rfc6238.WrongCode(e.Seed, server.Now());
 
         // When 30 wrong codes come from one address: five are judged, counting down, and the rest refused unjudged
@@ -72,7 +69,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
             engaged.DetailJson.GetProperty("client_ip").GetString(), engaged.DetailJson.GetProperty("source_failures").GetInt32()));
 
         // When the block has passed and five more wrong codes come from the flooder, then its next refusal lasts twice as long
-        server.Clock.Advance(TimeSpan.FromSeconds(61));
+        server.Clock!.Advance(TimeSpan.FromSeconds(61));
         wrong = Rfc6238.WrongCode(e.Seed, server.Now());
         for (var i = 0; i < 5; i++)
         {
@@ -90,12 +87,9 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     public async Task Failures_from_many_sources_lock_the_user_but_a_known_source_still_verifies(Db db)
     {
         // Given an active factor, and one address that has succeeded for the user
-        var server = await servers.GetAsync(db);
-        var user = FactorApi.NewUser("many");
-        var e = await server.EnrolActiveAsync(user);
-        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        var (server, user, e) = await ActiveFactorAsync(db, "many");
         await server.VerifyAppFromAsync(user, Rfc6238.CodeAt(e.Seed, server.Now()), Home).ExpectVerifiedAsync("APP");
-        server.Clock.Advance(TimeSpan.FromSeconds(30));
+        server.Clock!.Advance(TimeSpan.FromSeconds(30));
 
         // When one wrong code comes from each of three other addresses (user_lockout_sources = 3)
         var wrong = Rfc6238.WrongCode(e.Seed, server.Now());
@@ -124,7 +118,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
         await server.VerifyAppFromAsync(user, right, Home).ExpectVerifiedAsync("APP");
 
         // and its success does not lift the lock for unknown addresses
-        server.Clock.Advance(TimeSpan.FromSeconds(30));
+        server.Clock!.Advance(TimeSpan.FromSeconds(30));
         await server.VerifyAppFromAsync(user, Rfc6238.CodeAt(e.Seed, server.Now()), "198.51.100.4")
             .ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
     }
@@ -195,10 +189,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     public async Task IPv6_addresses_are_throttled_by_their_64_bit_prefix(Db db)
     {
         // Given an active factor
-        var server = await servers.GetAsync(db);
-        var user = FactorApi.NewUser("ipv6");
-        var e = await server.EnrolActiveAsync(user);
-        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        var (server, user, e) = await ActiveFactorAsync(db, "ipv6");
         var wrong = Rfc6238.WrongCode(e.Seed, server.Now());
 
         // When five wrong codes come from five addresses of one /64
@@ -220,10 +211,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     public async Task A_malformed_client_ip_is_a_400_naming_it_and_changes_nothing(Db db)
     {
         // Given an active factor
-        var server = await servers.GetAsync(db);
-        var user = FactorApi.NewUser("bad-ip");
-        var e = await server.EnrolActiveAsync(user);
-        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        var (server, user, e) = await ActiveFactorAsync(db, "bad-ip");
         var right = Rfc6238.CodeAt(e.Seed, server.Now());
         var before = await LockoutRowsAsync(server, user);
 
@@ -292,6 +280,16 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
         var settings = await read.AssertJsonAsync(HttpStatusCode.OK, "settings");
         Assert.Equal(("source_aware", 5, 3_600), (settings.GetProperty("lockout_profile").GetString(), settings.GetProperty("source_failure_threshold").GetInt32(),
             settings.GetProperty("source_delay_max_seconds").GetInt32()));
+    }
+
+    /// <summary>A fresh user whose app factor is confirmed (without client_ip), the clock then moved to the next step.</summary>
+    private async Task<(ApplianceServer Server, string User, Enrolment Enrolment)> ActiveFactorAsync(Db db, string hint)
+    {
+        var server = await servers.GetAsync(db);
+        var user = FactorApi.NewUser(hint);
+        var e = await server.EnrolActiveAsync(user);
+        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        return (server, user, e);
     }
 
     private static int RetryAfter(HttpResponseMessage response)
