@@ -155,6 +155,34 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     [Theory]
     [InlineData(Db.Sqlite)]
     [InlineData(Db.Postgres)]
+    public async Task A_hard_lock_caused_by_other_sources_does_not_refuse_a_known_source(Db db)
+    {
+        // Given an application with hard_lock_threshold 6, and a user who has succeeded from one address
+        var server = await servers.GetAsync(db);
+        var (_, key) = await server.CreateApplicationWithKeyAsync("Hard lock", "standard", new { hard_lock_threshold = 6 });
+        var user = FactorApi.NewUser("hard");
+        var e = await server.EnrolActiveAsync(user, key);
+        server.Clock!.Advance(TimeSpan.FromSeconds(30));
+        await server.VerifyAppFromAsync(user, Rfc6238.CodeAt(e.Seed, server.Now()), Home, key).ExpectVerifiedAsync("APP");
+        server.Clock.Advance(TimeSpan.FromSeconds(30));
+
+        // When six wrong codes come from two other addresses (five, then one)
+        var wrong = Rfc6238.WrongCode(e.Seed, server.Now());
+        foreach (var ip in (string[])["198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.2"])
+        {
+            await server.VerifyAppFromAsync(user, wrong, ip, key).ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
+        }
+
+        // Then the user is hard locked for unknown addresses, and the known one still verifies
+        var right = Rfc6238.CodeAt(e.Seed, server.Now());
+        await server.VerifyAppFromAsync(user, right, "198.51.100.3", key).ExpectProblemWithParamAsync(HttpStatusCode.TooManyRequests, "too_many_attempts", "user");
+        Assert.True((await server.FactorsAsync(user, key)).GetProperty("lockout").GetProperty("hard_locked").GetBoolean());
+        await server.VerifyAppFromAsync(user, right, Home, key).ExpectVerifiedAsync("APP");
+    }
+
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
     public async Task Without_client_ip_each_API_key_is_its_own_source(Db db)
     {
         // Given an active factor and a second test key of the same application
