@@ -233,6 +233,14 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
             new { key.app, key.mode, key.userKey, keep = KnownSourcesPerUser }, transaction);
     }
 
+    /// <summary><see cref="RecordSuccessAsync(DbConnection, DbTransaction, ApiCaller, string)"/> in a transaction of its own.</summary>
+    public Task RecordSuccessAsync(ApiCaller caller, string userKey, CancellationToken ct = default) =>
+        db.InTransactionAsync(async (c, tx) =>
+        {
+            await RecordSuccessAsync(c, tx, caller, userKey);
+            return true;
+        }, ct);
+
     /// <summary>Clears everything, including a hard lock and the user's sources (the factor was reset).</summary>
     public Task ResetAsync(ApiCaller caller, string userKey, CancellationToken ct = default)
     {
