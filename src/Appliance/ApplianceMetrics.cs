@@ -16,15 +16,20 @@ public sealed class ApplianceMetrics
     /// <summary>Counter: phone sends the fraud guard refused or (shadow mode) would have refused, by reason and decision.</summary>
     public const string FraudGuard = "devrift.fraud_guard";
 
+    /// <summary>Counter: sources refused for a while after failed checks (lockout_profile source_aware); not user lockouts.</summary>
+    public const string SourceBlocks = "devrift.lockout_source_blocks";
+
     private readonly Counter<long> _lockouts;
     private readonly Counter<long> _fraudGuard;
+    private readonly Counter<long> _sourceBlocks;
 
     public ApplianceMetrics(IMeterFactory meters)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(MeterName);
-        _lockouts = meter.CreateCounter<long>(Lockouts, description: "Lockouts that engaged after consecutive failed checks.");
+        _lockouts = meter.CreateCounter<long>(Lockouts, description: "User lockouts that engaged after failed checks.");
         _fraudGuard = meter.CreateCounter<long>(FraudGuard, description: "Phone sends the fraud guard blocked or would have blocked, by reason and decision.");
+        _sourceBlocks = meter.CreateCounter<long>(SourceBlocks, description: "Sources refused for a while after failed checks from them.");
     }
 
     public void LockoutEngaged() => _lockouts.Add(1);
@@ -33,4 +38,6 @@ public sealed class ApplianceMetrics
     /// <param name="decision">blocked or would_block.</param>
     public void FraudGuardDecision(string reason, string decision) => _fraudGuard.Add(1,
         new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("decision", decision));
+
+    public void SourceBlocked() => _sourceBlocks.Add(1);
 }

@@ -108,6 +108,7 @@ public partial class DevRiftClient : IDisposable
             ["type"] = Wire(request.Type),
             ["locale"] = request.Locale,
             ["transaction"] = request.Transaction,
+            ["client_ip"] = Wire(request.ClientIp),
         };
         // One key per logical send, fixed before the first attempt: every retry carries the same one.
         var idempotencyKey = request.IdempotencyKey ?? Guid.NewGuid().ToString("N");
@@ -151,6 +152,7 @@ public partial class DevRiftClient : IDisposable
             ["code"] = request.Code,
             ["credential"] = request.Credential,
             ["transaction"] = request.Transaction,
+            ["client_ip"] = Wire(request.ClientIp),
         };
         return SendAsync<Verification>(HttpMethod.Post, "v1/mfa/verify", body, null, cancellationToken);
     }
@@ -333,6 +335,12 @@ public partial class DevRiftClient : IDisposable
     private static string Wire(DeliveryChannel channel) => channel.ToString().ToUpperInvariant();
 
     private static string Wire(VerificationType type) => type.ToString().ToUpperInvariant();
+
+    /// <summary>An address as the appliance reads it: without an IPv6 zone (<c>%eth0</c>), which is only meaningful on this host.</summary>
+    private static string? Wire(System.Net.IPAddress? ip) =>
+        ip is null ? null
+        : ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.ScopeId != 0 ? new System.Net.IPAddress(ip.GetAddressBytes()).ToString()
+        : ip.ToString();
 
     // A run of digits standing alone (not part of a name such as "shop-2024").
     [GeneratedRegex(@"(?<![\w-])\d{4,10}(?![\w-])", RegexOptions.CultureInvariant)]

@@ -75,6 +75,12 @@ public sealed class SendCodeRequest
     public string? IdempotencyKey { get; init; }
 
     /// <summary>
+    /// The end user's IP address as your server sees it (e.g. <c>HttpContext.Connection.RemoteIpAddress</c>), sent as
+    /// <c>client_ip</c>. Recorded in the send's audit record. The appliance trusts what you send: pass the address of the end user, not of a proxy.
+    /// </summary>
+    public System.Net.IPAddress? ClientIp { get; init; }
+
+    /// <summary>
     /// A payment to bind the code to (PSD2 dynamic linking): the code is derived in the appliance's HSM over it, the
     /// message shows its amount and payee, and the verify must present the same transaction. Null for an ordinary code.
     /// </summary>
@@ -114,6 +120,12 @@ public sealed class VerifyRequest
 
     /// <summary>The WebAuthn assertion as JSON (base64url fields), for <see cref="VerificationType.Key"/>.</summary>
     public JsonElement? Credential { get; init; }
+
+    /// <summary>
+    /// The end user's IP address as your server sees it (e.g. <c>HttpContext.Connection.RemoteIpAddress</c>), sent as
+    /// <c>client_ip</c>. With the lockout profile <c>source_aware</c> failed checks are then throttled per API key and address (IPv6 by /64) instead of per API key and user, so that one address guessing cannot lock the user out elsewhere. The appliance trusts what you send: pass the address of the end user, not of a proxy.
+    /// </summary>
+    public System.Net.IPAddress? ClientIp { get; init; }
 
     /// <summary>
     /// The payment being approved. Required, and exactly the same, when the code (or the assertion options) was issued for

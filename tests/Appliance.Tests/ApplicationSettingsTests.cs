@@ -28,6 +28,28 @@ public sealed class ApplicationSettingsTests
         Assert.Equal(100, s.HardLockThreshold);
         Assert.Equal(10, s.BackupCodeCount);
         Assert.Equal(13, s.BackupCodeLength);
+        Assert.Equal(LockoutProfiles.SourceAware, s.LockoutProfile);
+        Assert.Equal(5, s.SourceFailureThreshold);
+        Assert.Equal(60, s.SourceDelaySeconds);
+        Assert.Equal(3_600, s.SourceDelayMaxSeconds);
+        Assert.Equal(3, s.UserLockoutSources);
+        Assert.Equal(900, s.UserLockoutWindowSeconds);
+        Assert.Equal(50, s.UserLockoutThreshold);
+    }
+
+    [Fact]
+    public void An_application_stored_before_lockout_profiles_keeps_the_strict_lockout()
+    {
+        // Given settings JSON written before lockout_profile existed (every other setting present)
+        var stored = JsonNode.Parse(ApplicationSettings.DefaultsFor(Plans.Standard).Serialize())!.AsObject();
+        foreach (var name in (string[])["lockout_profile", "source_failure_threshold", "source_delay_seconds", "source_delay_max_seconds",
+                     "user_lockout_sources", "user_lockout_window_seconds", "user_lockout_threshold"])
+        {
+            Assert.True(stored.Remove(name), name);
+        }
+
+        // Then it reads back as strict: an upgrade does not change how an existing application locks users out
+        Assert.Equal(LockoutProfiles.Strict, ApplicationSettings.Deserialize(stored.ToJsonString()).LockoutProfile);
     }
 
     [Fact]
@@ -57,6 +79,12 @@ public sealed class ApplicationSettingsTests
     [InlineData("backup_code_count", 0, "between 1 and 20")]
     [InlineData("backup_code_length", 21, "between 8 and 20")]
     [InlineData("webauthn_timeout_seconds", 5, "between 30 and 3600")]
+    [InlineData("source_failure_threshold", 0, "between 1 and 100")]
+    [InlineData("source_delay_seconds", 0, "between 1 and 86400")]
+    [InlineData("source_delay_max_seconds", 59, "between 60 and 2592000")]
+    [InlineData("user_lockout_sources", 1, "between 2 and 1000")]
+    [InlineData("user_lockout_window_seconds", 59, "between 60 and 86400")]
+    [InlineData("user_lockout_threshold", 0, "between 1 and 100000")]
     public void Out_of_range_values_name_the_field_and_the_range(string field, int value, string range)
     {
         var e = Assert.Throws<MfaException>(() => ApplicationSettings.DefaultsFor(Plans.Standard).Patch(new JsonObject { [field] = value }));
@@ -71,6 +99,8 @@ public sealed class ApplicationSettingsTests
     [InlineData("webauthn_rp_id", "https://example.com")]
     [InlineData("webauthn_rp_id", "example.com:443")]
     [InlineData("totp_issuer", "Acme:Bank")]
+    [InlineData("lockout_profile", "lenient")]
+    [InlineData("lockout_profile", "STRICT")]
     public void Invalid_choices_name_the_field(string field, string value)
     {
         var e = Assert.Throws<MfaException>(() => ApplicationSettings.DefaultsFor(Plans.Standard).Patch(new JsonObject { [field] = value }));

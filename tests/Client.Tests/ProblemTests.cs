@@ -106,8 +106,47 @@ public sealed class ProblemTests(ApplianceFixture fixture) : IClassFixture<Appli
 
         var started = System.Diagnostics.Stopwatch.StartNew();
         var locked = await Refused(() => client.VerifyCodeAsync(user, VerificationType.App, good), HttpStatusCode.TooManyRequests, "too_many_attempts", "user");
-        Assert.Equal(TimeSpan.FromSeconds(300), locked.RetryAfter);
-        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), "a 300 s Retry-After is beyond MaxDelay and must not be waited for");
+        // (the first refusal of this source, API key and user, under the default source_aware lockout: 60 s)
+        Assert.Equal(TimeSpan.FromSeconds(60), locked.RetryAfter);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), "a 60 s Retry-After is beyond MaxDelay (30 s) and must not be waited for");
+    }
+
+    [Fact]
+    public async Task ClientIp_throttles_the_guessing_address_and_not_the_user_elsewhere()
+    {
+        // Given an enrolled user
+        using var client = fixture.NewClient();
+        var user = TestUsers.NewEmail("client-ip");
+        var enrollment = await client.EnrollAppAsync(user);
+        var good = new Totp(Base32Encoding.ToBytes(enrollment.Secret)).ComputeTotp(fixture.Server.Clock!.GetUtcNow().UtcDateTime);
+        var guesser = IPAddress.Parse("198.51.100.1");
+
+        // When five wrong codes come from one address
+        for (var i = 0; i < 5; i++)
+        {
+            await Refused(() => client.VerifyAsync(new VerifyRequest { User = user, Type = VerificationType.App, Code = ApiTestExtensions.WrongCode(good), ClientIp = guesser }),
+                HttpStatusCode.Unauthorized, "invalid_code", "code");
+        }
+
+        // Then that address is refused, naming client_ip, even with the right code
+        var refused = await Refused(() => client.VerifyAsync(new VerifyRequest { User = user, Type = VerificationType.App, Code = good, ClientIp = guesser }),
+            HttpStatusCode.TooManyRequests, "too_many_attempts", "client_ip");
+        Assert.Equal(TimeSpan.FromSeconds(60), refused.RetryAfter);
+
+        // and the user verifies from another address (an IPv6 one with a zone, which the client leaves out)
+        var verification = await client.VerifyAsync(new VerifyRequest { User = user, Type = VerificationType.App, Code = good, ClientIp = IPAddress.Parse("fe80::1%2") });
+        Assert.True(verification.Valid);
+    }
+
+    [Fact]
+    public async Task A_send_carries_ClientIp_into_the_audit_record()
+    {
+        using var client = fixture.NewClient();
+        var user = TestUsers.NewEmail("send-ip");
+        await client.SendCodeAsync(new SendCodeRequest { User = user, Type = DeliveryChannel.Email, ClientIp = IPAddress.Parse("2001:0db8:0::7") });
+        await using var c = await fixture.Server.OpenDatabaseAsync();
+        var detail = await Dapper.SqlMapper.QuerySingleAsync<string>(c, "SELECT detail FROM audit_log WHERE event = 'challenge.send' AND subject = @user", new { user });
+        Assert.Equal("2001:db8::7", System.Text.Json.JsonDocument.Parse(detail).RootElement.GetProperty("client_ip").GetString());
     }
 
     [Fact]

@@ -75,6 +75,23 @@ public static class Authentication
         return context.Items[CallerKey] as ApiCaller ?? throw new InvalidOperationException("endpoint is not behind RequireApiKey");
     }
 
+    /// <summary>
+    /// The caller with the end user's <c>client_ip</c> the endpoint read from the body, kept for the rest of the request
+    /// (so that the audit record of a refused request carries it too). A malformed address is a 400 naming it.
+    /// </summary>
+    public static ApiCaller CallerWithClientIp(this HttpContext context, string? clientIp)
+    {
+        var caller = context.Caller();
+        if (clientIp is null)
+        {
+            return caller;
+        }
+
+        caller = caller with { ClientIp = ClientIp.Parse(clientIp) };
+        context.Items[CallerKey] = caller;
+        return caller;
+    }
+
     public static string OperatorId(this HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

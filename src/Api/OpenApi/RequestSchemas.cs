@@ -23,7 +23,8 @@ public static class RequestSchemas
             ("user", Text(UserDescription, example: "ada@example.com"), true),
             ("type", Enum("The channel; DUAL sends one code by email and SMS (enterprise plan).", ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL"]), true),
             ("locale", Text("The message's language, e.g. en or fr (the application's default otherwise).", example: "en"), false),
-            ("transaction", Reference("Transaction", "A payment to bind the code to (PSD2 dynamic linking): the message names its amount and payee, and verify must present it."), false)));
+            ("transaction", Reference("Transaction", "A payment to bind the code to (PSD2 dynamic linking): the message names its amount and payee, and verify must present it."), false),
+            ("client_ip", ClientIp("Recorded in the send's audit detail."), false)));
         yield return ("Transaction", Object(
             ("amount", Text("A positive decimal with at most the currency's ISO 4217 minor digits (EUR 2, JPY 0, KWD 3), no sign or exponent, at most 18 digits; "
                 + "answered in canonical form (12.3 EUR → 12.30).", example: "12.34"), true),
@@ -39,7 +40,8 @@ public static class RequestSchemas
             ("code", Text("The code the user typed (all types but KEY).", example: "123456"), false),
             ("credential", WebAuthnJson("For KEY: the WebAuthn assertion response (JSON; JSON text in a form body)."), false),
             ("transaction", Reference("Transaction", "The payment being approved: required, and exactly the same, when the code or assertion options were issued for one "
-                + "(else 401 transaction_mismatch); for APP and BACKUP, recorded in the audit log and echoed."), false)));
+                + "(else 401 transaction_mismatch); for APP and BACKUP, recorded in the audit log and echoed."), false),
+            ("client_ip", ClientIp("With lockout_profile source_aware, failed APP, BACKUP and KEY checks are throttled per API key and client_ip (IPv6 by /64) instead of per API key and user."), false)));
         yield return ("UserRequest", Object(("user", Text(UserDescription, example: "ada@example.com"), true)));
         yield return ("BackupCodesRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
@@ -93,6 +95,13 @@ public static class RequestSchemas
             ("lockout_threshold", Integer("Failed checks before a lockout."), false),
             ("lockout_seconds", Integer("First lockout, doubled on each repeat."), false),
             ("hard_lock_threshold", Integer("Failed checks before a lock until reset."), false),
+            ("lockout_profile", Enum("strict: lockout_threshold failures from anywhere lock the user; source_aware (new applications): per source first.", ["strict", "source_aware"]), false),
+            ("source_failure_threshold", Integer("source_aware: failures from one source before it is refused, 1 to 100."), false),
+            ("source_delay_seconds", Integer("source_aware: a source's first refusal, doubled on each repeat, 1 to 86400."), false),
+            ("source_delay_max_seconds", Integer("source_aware: the longest refusal of a source, source_delay_seconds to 2592000."), false),
+            ("user_lockout_sources", Integer("source_aware: distinct sources failing within the window that lock the user, 2 to 1000."), false),
+            ("user_lockout_window_seconds", Integer("source_aware: the window for user_lockout_sources, 60 to 86400."), false),
+            ("user_lockout_threshold", Integer("source_aware: failures from all sources together that lock the user, 1 to 100000."), false),
             ("backup_code_count", Integer("1 to 20."), false),
             ("backup_code_length", Integer("8 to 20."), false),
             ("webauthn_rp_id", Text("Relying-party id, a host name."), false),
@@ -134,6 +143,10 @@ public static class RequestSchemas
     {
         Description = description + " In a form body (URL-encoded or the documented comma form): the top-level fields Amount, Currency, Payee and Reference.",
     };
+
+    private static OpenApiSchema ClientIp(string use) => Text(
+        "The end user's IP address as the integrator sees it (IPv4 or IPv6, no port); Client-Ip in the comma form. Integrator-asserted, not checked. " + use,
+        example: "203.0.113.7");
 
     private static OpenApiSchema Integer(string description) => new() { Type = JsonSchemaType.Integer, Format = "int32", Description = description };
 

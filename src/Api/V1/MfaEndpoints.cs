@@ -43,7 +43,7 @@ public static class MfaEndpoints
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var idempotencyKey = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } k ? k : null;
-        var view = await challenges.SendAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
+        var view = await challenges.SendAsync(http.CallerWithClientIp(body.ClientIp), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
             body.Locale, idempotencyKey, body.Transaction, http.RequestAborted);
         return TypedResults.Accepted($"/v1/mfa/{view.Id}", ChallengeResponse.From(view));
     }
@@ -59,7 +59,7 @@ public static class MfaEndpoints
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var request = new VerifyRequest(body.Require("user", ErrorCode.InvalidUser), type, body.Code,
             VerifyMethods.KnownName(type) == "KEY" ? SecurityKeyEndpoints.CredentialOf(body) : null, body.Transaction);
-        var verification = await pipeline.VerifyAsync(http.Caller(), request, http.RequestAborted);
+        var verification = await pipeline.VerifyAsync(http.CallerWithClientIp(body.ClientIp), request, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(VerificationResponse.From(verification));
     }

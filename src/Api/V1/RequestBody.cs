@@ -37,6 +37,11 @@ public sealed partial class RequestBody
 
     public string? Locale => Get("locale");
 
+    /// <summary>The end user's IP address: <c>client_ip</c> (JSON and forms) or <c>Client-Ip</c> (the documented comma form).</summary>
+    public string? ClientIp => Get("client_ip") is { } ip
+        ? Get("client-ip") is null ? ip : throw new MfaException(ErrorCode.InvalidRequest, "give client_ip once (client_ip or Client-Ip)", "client_ip")
+        : Get("client-ip");
+
     /// <summary>A WebAuthn response object (JSON bodies) or its JSON text (forms).</summary>
     public JsonElement? Credential { get; }
 

@@ -27,10 +27,16 @@ public sealed record RolledApiKey(CreatedApiKey Created, ApiKeyInfo Previous);
 /// <summary>A newly created key: the only time its secret exists outside the caller's hands.</summary>
 public sealed record CreatedApiKey(ApiKeyInfo Key, string Secret);
 
-/// <summary>Who a valid API key speaks for.</summary>
+/// <summary>
+/// Who a valid API key speaks for, and, when the integrator passes it on a send or verify, the end user's address
+/// (<see cref="ClientIp"/>): the source that failed verification checks are throttled by, recorded in audit detail.
+/// </summary>
 public sealed record ApiCaller(string KeyId, Application Application, string Mode)
 {
     public bool LiveMode => Mode == Modes.Live;
+
+    /// <summary>The end user's address as the integrator asserts it; null when not given.</summary>
+    public ClientIp? ClientIp { get; init; }
 }
 
 /// <summary>

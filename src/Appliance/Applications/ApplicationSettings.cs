@@ -57,6 +57,30 @@ public sealed class ApplicationSettings
 
     public int HardLockThreshold { get; set; } = 100;
 
+    /// <summary>
+    /// <c>strict</c>: <see cref="LockoutThreshold"/> consecutive failures from anywhere lock the user (the behaviour
+    /// before sources existed, and what an application stored without this setting keeps). <c>source_aware</c> (new
+    /// applications): failures are throttled per source first, and the user lockout engages only on failures from
+    /// many sources or far more attempts, and never refuses a source that has succeeded for the user before.
+    /// </summary>
+    public string LockoutProfile { get; set; } = LockoutProfiles.Strict;
+
+    /// <summary>source_aware: failures from one source before that source is refused for a while.</summary>
+    public int SourceFailureThreshold { get; set; } = 5;
+
+    /// <summary>source_aware: the first refusal of a source, doubled on each further one up to <see cref="SourceDelayMaxSeconds"/>.</summary>
+    public int SourceDelaySeconds { get; set; } = 60;
+
+    public int SourceDelayMaxSeconds { get; set; } = 3_600;
+
+    /// <summary>source_aware: distinct sources failing within <see cref="UserLockoutWindowSeconds"/> that lock the user.</summary>
+    public int UserLockoutSources { get; set; } = 3;
+
+    public int UserLockoutWindowSeconds { get; set; } = 900;
+
+    /// <summary>source_aware: consecutive failures from all sources together that lock the user.</summary>
+    public int UserLockoutThreshold { get; set; } = 50;
+
     public int BackupCodeCount { get; set; } = 10;
 
     public int BackupCodeLength { get; set; } = 13;
@@ -93,7 +117,7 @@ public sealed class ApplicationSettings
 
     public static ApplicationSettings DefaultsFor(string plan)
     {
-        var settings = new ApplicationSettings();
+        var settings = new ApplicationSettings { LockoutProfile = LockoutProfiles.SourceAware };
         if (plan == Plans.Enterprise)
         {
             settings.EnabledMethods.Insert(4, "DUAL");
@@ -188,6 +212,17 @@ public sealed class ApplicationSettings
         Range(LockoutThreshold, 1, 100, "lockout_threshold");
         Range(LockoutSeconds, 1, 86_400, "lockout_seconds");
         Range(HardLockThreshold, LockoutThreshold, 100_000, "hard_lock_threshold");
+        if (LockoutProfile is not (LockoutProfiles.Strict or LockoutProfiles.SourceAware))
+        {
+            throw new MfaException(ErrorCode.InvalidRequest, "lockout_profile must be strict or source_aware", "lockout_profile");
+        }
+
+        Range(SourceFailureThreshold, 1, 100, "source_failure_threshold");
+        Range(SourceDelaySeconds, 1, 86_400, "source_delay_seconds");
+        Range(SourceDelayMaxSeconds, SourceDelaySeconds, 2_592_000, "source_delay_max_seconds");
+        Range(UserLockoutSources, 2, 1_000, "user_lockout_sources");
+        Range(UserLockoutWindowSeconds, 60, 86_400, "user_lockout_window_seconds");
+        Range(UserLockoutThreshold, 1, 100_000, "user_lockout_threshold");
         Range(BackupCodeCount, 1, 20, "backup_code_count");
         Range(BackupCodeLength, 8, 20, "backup_code_length");
         if (WebauthnUserVerification is not ("required" or "preferred" or "discouraged"))
@@ -265,6 +300,13 @@ public static class FraudGuardModes
     public const string Enforce = "enforce";
 
     public static readonly string[] All = [Off, Shadow, Enforce];
+}
+
+/// <summary>The values of the <c>lockout_profile</c> setting.</summary>
+public static class LockoutProfiles
+{
+    public const string Strict = "strict";
+    public const string SourceAware = "source_aware";
 }
 
 public static class Modes

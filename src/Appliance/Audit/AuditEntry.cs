@@ -21,6 +21,13 @@ public sealed record AuditEntry(string Event, string Actor, string? ApplicationI
     public static AuditEntry ByCaller(ApiCaller caller, string evt, string? subject, string outcome, JsonObject? detail = null)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        if (caller.ClientIp is { } ip)
+        {
+            // The end user's address as the integrator asserted it: context, not a secret.
+            detail ??= [];
+            detail[ClientIp.Field] = ip.Address;
+        }
+
         return new AuditEntry(evt, caller.KeyId, caller.Application.Id, caller.Mode, subject, outcome, detail);
     }
 

@@ -208,7 +208,7 @@ public sealed class BackupCodes(
                 return -1;
             }
 
-            await Lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+            await lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
             if (record is not null)
             {
                 await audit.AppendAsync(c, tx, record);

@@ -174,7 +174,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
                     return false;
                 }
 
-                await Lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
+                await lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
                 if (record is not null)
                 {
                     await audit.AppendAsync(c, tx, record);
@@ -198,7 +198,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             await c.ExecuteAsync(
                 "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user AND status = 'active' AND id <> @id",
                 new { app = caller.Application.Id, mode = caller.Mode, user = factor.UserKey, id = factor.Id }, tx);
-            await Lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
+            await lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
             await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.AppFactorConfirm, factor.UserKey, "active",
                 new System.Text.Json.Nodes.JsonObject { ["factor_id"] = factor.Id }));
             if (record is not null)

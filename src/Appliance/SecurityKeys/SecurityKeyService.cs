@@ -209,7 +209,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
                 new { count = (long)result.SignCount, now, id = key.Id }, tx);
             if (n == 1)
             {
-                await Lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+                await lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
                 if (record is not null)
                 {
                     await audit.AppendAsync(c, tx, record);

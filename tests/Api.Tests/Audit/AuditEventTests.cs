@@ -109,7 +109,7 @@ public sealed class AuditEventTests : IClassFixture<FakeClockServers>
         Assert.Equal(("active", enrolmentId), (confirm[0].Outcome, confirm[0].DetailJson.GetProperty("factor_id").GetString()));
         Assert.Equal(("valid", "APP"), (confirm[1].Outcome, confirm[1].DetailJson.GetProperty("type").GetString()));
 
-        // When five wrong codes lock the user and a sixth check is refused
+        // When five wrong codes get this source (the API key, no client_ip) refused and a sixth check is refused
         server.Clock!.Advance(TimeSpan.FromSeconds(30));
         var wrong = Rfc6238.WrongCode(e.Seed, server.Now());
         var failures = await server.RowsDuringAsync(async () =>
@@ -122,14 +122,17 @@ public sealed class AuditEventTests : IClassFixture<FakeClockServers>
             await server.VerifyAppAsync(user, wrong).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
         });
 
-        // Then the lock engaging is one lockout.engaged record, between the fifth failure's check and its verification record
+        // Then the block engaging is one lockout.engaged record at source level (lockout_profile source_aware, the
+        // default), between the fifth failure's check and its verification record
         Assert.Equal(
             ["verification", "verification", "verification", "verification", "lockout.engaged", "verification", "verification"],
             failures.Select(r => r.Event));
         var engaged = failures.OnlyEvent("lockout.engaged");
-        Assert.Equal((user, "locked", 5), (engaged.Subject, engaged.Outcome, engaged.DetailJson.GetProperty("consecutive_failures").GetInt32()));
-        Assert.Equal(server.Now().AddSeconds(300).UtcDateTime, engaged.DetailJson.GetProperty("locked_until").GetDateTime());
-        Assert.Equal(["invalid_code", "invalid_code", "invalid_code", "invalid_code", "locked", "invalid_code", "too_many_attempts"], failures.Select(r => r.Outcome));
+        Assert.Equal((user, "source_blocked", "source", 5), (engaged.Subject, engaged.Outcome, engaged.DetailJson.GetProperty("level").GetString(),
+            engaged.DetailJson.GetProperty("source_failures").GetInt32()));
+        Assert.Equal(engaged.Actor, engaged.DetailJson.GetProperty("source").GetString());
+        Assert.Equal(server.Now().AddSeconds(60).UtcDateTime, engaged.DetailJson.GetProperty("blocked_until").GetDateTime());
+        Assert.Equal(["invalid_code", "invalid_code", "invalid_code", "invalid_code", "source_blocked", "invalid_code", "too_many_attempts"], failures.Select(r => r.Outcome));
 
         // When the factor is removed
         var remove = Assert.Single(await server.RowsDuringAsync(async () =>

@@ -146,6 +146,8 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
             ["totp_issuer"] = "Form Shop", ["lockout_threshold"] = "4", ["lockout_seconds"] = "120", ["hard_lock_threshold"] = "40",
             ["backup_code_count"] = "12", ["backup_code_length"] = "16", ["webauthn_rp_id"] = "shop.example.com", ["webauthn_timeout_seconds"] = "120",
             ["velocity_per_prefix_per_hour"] = "500", ["velocity_per_range_per_hour"] = "20",
+            ["source_failure_threshold"] = "4", ["source_delay_seconds"] = "30", ["source_delay_max_seconds"] = "600", ["user_lockout_sources"] = "5",
+            ["user_lockout_window_seconds"] = "600", ["user_lockout_threshold"] = "30",
         };
         foreach (var (name, value) in values)
         {
@@ -154,6 +156,7 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
 
         await dashboard.Page.Locator("#totp_algorithm").SelectOptionAsync("SHA256");
         await dashboard.Page.Locator("#webauthn_user_verification").SelectOptionAsync("required");
+        await dashboard.Page.Locator("#lockout_profile").SelectOptionAsync("strict");
         await dashboard.Page.Locator("#webauthn_origins").FillAsync("https://shop.example.com\nhttps://login.shop.example.com");
         await dashboard.Page.Locator("#fraud_guard_mode").SelectOptionAsync("shadow");
         await dashboard.Page.Locator("#allowed_countries").FillAsync("gb\nIE");
@@ -173,6 +176,7 @@ public sealed class DashboardBrowserTests(BrowserFixture browser)
 
         Assert.Equal("SHA256", settings.GetProperty("totp_algorithm").GetString());
         Assert.Equal("required", settings.GetProperty("webauthn_user_verification").GetString());
+        Assert.Equal("strict", settings.GetProperty("lockout_profile").GetString());
         Assert.Equal(["https://shop.example.com", "https://login.shop.example.com"], settings.GetProperty("webauthn_origins").EnumerateArray().Select(o => o.GetString()));
         Assert.Equal(["EMAIL", "SMS", "DUAL", "APP", "KEY", "BACKUP"], settings.GetProperty("enabled_methods").EnumerateArray().Select(o => o.GetString()));
         Assert.Equal("shadow", settings.GetProperty("fraud_guard_mode").GetString());

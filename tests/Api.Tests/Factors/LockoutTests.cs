@@ -4,14 +4,20 @@ using DevRift.Hsm.Api.Tests.Infrastructure;
 
 namespace DevRift.Hsm.Api.Tests.Factors;
 
-/// <summary>Test 4: the per-user lockout after consecutive failed APP and BACKUP checks.</summary>
+/// <summary>
+/// Test 4: the per-user lockout after consecutive failed APP and BACKUP checks, under <c>lockout_profile</c> strict (the
+/// behaviour before sources, kept by applications stored without the setting). The source-aware default is pinned in
+/// <see cref="SourceLockoutTests"/>.
+/// </summary>
 public sealed class LockoutTests
 {
-    [Fact]
-    public async Task Five_wrong_codes_lock_for_300_s_and_the_next_lock_doubles_to_600_s()
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Five_wrong_codes_lock_for_300_s_and_the_next_lock_doubles_to_600_s(Db db)
     {
         // Given an active factor
-        await using var server = await ApplianceServer.StartAsync(Db.Sqlite, fakeClock: true);
+        await using var server = await StrictServerAsync(db);
         var user = FactorApi.NewUser("lock");
         var e = await server.EnrolActiveAsync(user);
         server.Clock!.Advance(TimeSpan.FromSeconds(30));
@@ -38,11 +44,13 @@ public sealed class LockoutTests
         await server.VerifyAppAsync(user, Rfc6238.CodeAt(e.Seed, server.Now())).ExpectVerifiedAsync("APP");
     }
 
-    [Fact]
-    public async Task Consecutive_locks_without_a_success_double_each_time()
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Consecutive_locks_without_a_success_double_each_time(Db db)
     {
         // Given an active factor
-        await using var server = await ApplianceServer.StartAsync(Db.Sqlite, fakeClock: true);
+        await using var server = await StrictServerAsync(db);
         var user = FactorApi.NewUser("lock-repeat");
         var e = await server.EnrolActiveAsync(user);
         server.Clock!.Advance(TimeSpan.FromSeconds(30));
@@ -64,11 +72,13 @@ public sealed class LockoutTests
         await server.VerifyAppAsync(user, Rfc6238.CodeAt(e.Seed, server.Now())).ExpectVerifiedAsync("APP");
     }
 
-    [Fact]
-    public async Task Failures_count_across_two_API_keys_of_the_application_and_lock_both()
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Failures_count_across_two_API_keys_of_the_application_and_lock_both(Db db)
     {
         // Given an active factor and a second test key of the same application
-        await using var server = await ApplianceServer.StartAsync(Db.Sqlite, fakeClock: true);
+        await using var server = await StrictServerAsync(db);
         var keyB = await server.CreateTestKeyAsync();
         var user = FactorApi.NewUser("lock-keys");
         var e = await server.EnrolActiveAsync(user);
@@ -91,11 +101,13 @@ public sealed class LockoutTests
         await server.VerifyAppAsync(user, right, keyB).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
     }
 
-    [Fact]
-    public async Task Backup_code_failures_count_toward_the_same_lockout()
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Backup_code_failures_count_toward_the_same_lockout(Db db)
     {
         // Given an active factor and a backup set
-        await using var server = await ApplianceServer.StartAsync(Db.Sqlite, fakeClock: true);
+        await using var server = await StrictServerAsync(db);
         var user = FactorApi.NewUser("lock-backup");
         var e = await server.EnrolActiveAsync(user);
         await server.GenerateBackupAsync(user);
@@ -131,6 +143,13 @@ public sealed class LockoutTests
         // When the lock expires, then the backup code works
         server.Clock.Advance(TimeSpan.FromSeconds(301));
         await server.VerifyBackupAsync(user, codes[0]).ExpectVerifiedAsync("BACKUP");
+    }
+
+    private static async Task<ApplianceServer> StrictServerAsync(Db db)
+    {
+        var server = await ApplianceServer.StartAsync(db, fakeClock: true);
+        await server.PatchSettingsAsync("""{"lockout_profile":"strict"}""");
+        return server;
     }
 
     private static async Task SendWrongAppCodesAsync(ApplianceServer server, string user, byte[] seed, int count)

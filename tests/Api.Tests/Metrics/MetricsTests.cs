@@ -147,29 +147,38 @@ public sealed class MetricsTests(MetricsServer fixture) : IClassFixture<MetricsS
     }
 
     [Fact]
-    public async Task Lockouts_counter_increments_when_a_lockout_engages()
+    public async Task Source_blocks_and_user_lockouts_are_counted_apart()
     {
-        // Given an active factor and the default lockout after 5 consecutive failures
+        // Given an active factor and the default source_aware lockout: 5 failures refuse a source, 3 failing sources lock the user
         var user = FactorApi.NewUser("metrics-lock");
         var app = await Server.EnrolActiveNowAsync(user);
         var before = await ScrapeAsync();
 
-        // When four wrong codes are sent, no lockout has engaged
+        // When four wrong codes come from one address, nothing has engaged
         var wrong = ApiTestExtensions.WrongCode(new Totp(app.Seed).ComputeTotp(DateTime.UtcNow));
         for (var i = 0; i < 4; i++)
         {
-            await Server.VerifyAppAsync(user, wrong).ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
+            await Server.VerifyAppFromAsync(user, wrong, "198.51.100.1").ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
         }
 
         var afterFour = await ScrapeAsync();
+        Assert.Equal(0, Delta(before, afterFour, "devrift_lockout_source_blocks_total"));
         Assert.Equal(0, Delta(before, afterFour, "devrift_lockouts_total"));
 
-        // When the fifth fails and the sixth finds the user locked, exactly one lockout engaged
-        await Server.VerifyAppAsync(user, wrong).ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
-        await Server.VerifyAppAsync(user, wrong).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
+        // When the fifth fails and the sixth finds the address refused, one source block and no user lockout are counted
+        await Server.VerifyAppFromAsync(user, wrong, "198.51.100.1").ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
+        await Server.VerifyAppFromAsync(user, wrong, "198.51.100.1").ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
+        var afterSource = await ScrapeAsync();
+        Assert.Equal(1, Delta(before, afterSource, "devrift_lockout_source_blocks_total"));
+        Assert.Equal(0, Delta(before, afterSource, "devrift_lockouts_total"));
+        Assert.Equal(1, Delta(before, afterSource, "devrift_verifications_total", ("type", "APP"), ("outcome", "too_many_attempts")));
+
+        // When two more addresses fail, the user lockout engages: one lockout, and still one source block
+        await Server.VerifyAppFromAsync(user, wrong, "198.51.100.2").ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
+        await Server.VerifyAppFromAsync(user, wrong, "198.51.100.3").ExpectProblemAsync(HttpStatusCode.Unauthorized, "invalid_code");
         var after = await ScrapeAsync();
         Assert.Equal(1, Delta(before, after, "devrift_lockouts_total"));
-        Assert.Equal(1, Delta(before, after, "devrift_verifications_total", ("type", "APP"), ("outcome", "too_many_attempts")));
+        Assert.Equal(1, Delta(before, after, "devrift_lockout_source_blocks_total"));
     }
 
     [Fact]

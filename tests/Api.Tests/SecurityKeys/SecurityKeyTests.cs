@@ -612,36 +612,37 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
     [Fact]
     public async Task Failed_key_checks_lock_the_user_out_of_every_factor()
     {
-        // Given a user with a security key and an authenticator app
+        // Given a user with a security key and an authenticator app, in an application with the strict lockout
         var server = await servers.GetAsync(Db.Sqlite);
+        var bearer = await server.NewKeyApplicationAsync("Strict lockout", new { lockout_profile = "strict" });
         var user = SecurityKeyApi.NewUser("lockout");
-        using var key = (await server.RegisterKeyAsync(user)).Authenticator;
-        var app = await server.EnrolActiveAsync(user);
+        using var key = (await server.RegisterKeyAsync(user, bearer: bearer)).Authenticator;
+        var app = await server.EnrolActiveAsync(user, bearer);
         using var stranger = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
         // When five assertions signed by another key are posted, each counts down
         for (var remaining = 4; remaining >= 0; remaining--)
         {
-            using var refused = await server.VerifyKeyAsync(user, key.Assert(await server.AssertionOptionsAsync(user), new Forgery { SigningKey = stranger }));
+            using var refused = await server.VerifyKeyAsync(user, key.Assert(await server.AssertionOptionsAsync(user, bearer), new Forgery { SigningKey = stranger }), bearer);
             var problem = await refused.AssertProblemAsync(HttpStatusCode.Unauthorized, "invalid_code", "credential");
             Assert.Equal(remaining, problem.GetProperty("attempts_remaining").GetInt32());
         }
 
         // Then a genuine assertion gets 429, and so does a right authenticator-app code
-        var request = await server.AssertionOptionsAsync(user);
-        using (var locked = await server.VerifyKeyAsync(user, key.Assert(request)))
+        var request = await server.AssertionOptionsAsync(user, bearer);
+        using (var locked = await server.VerifyKeyAsync(user, key.Assert(request), bearer))
         {
             await locked.AssertProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
             Assert.NotNull(locked.Headers.RetryAfter);
         }
 
-        await server.VerifyAppAsync(user, Rfc6238.CodeAt(app.Seed, server.Now())).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
-        Assert.True((await server.FactorsOfAsync(user)).GetProperty("lockout").GetProperty("locked").GetBoolean());
+        await server.VerifyAppAsync(user, Rfc6238.CodeAt(app.Seed, server.Now()), bearer).ExpectProblemAsync(HttpStatusCode.TooManyRequests, "too_many_attempts");
+        Assert.True((await server.FactorsOfAsync(user, bearer)).GetProperty("lockout").GetProperty("locked").GetBoolean());
 
         // When the lock has passed, then the key verifies again
         server.Clock!.Advance(TimeSpan.FromSeconds(301));
-        await server.VerifiedWithKeyAsync(user, key);
-        Assert.Equal(0, (await server.FactorsOfAsync(user)).GetProperty("lockout").GetProperty("consecutive_failures").GetInt32());
+        await server.VerifiedWithKeyAsync(user, key, bearer);
+        Assert.Equal(0, (await server.FactorsOfAsync(user, bearer)).GetProperty("lockout").GetProperty("consecutive_failures").GetInt32());
     }
 
     [Theory]
