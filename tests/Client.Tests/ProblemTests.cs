@@ -1,5 +1,7 @@
 using System.Net;
 using DevRift.Hsm.Api.Tests.Infrastructure;
+using DevRift.Hsm.Appliance.Audit;
+using Microsoft.Extensions.DependencyInjection;
 using OtpNet;
 
 namespace DevRift.Client.Tests;
@@ -144,6 +146,7 @@ public sealed class ProblemTests(ApplianceFixture fixture) : IClassFixture<Appli
         using var client = fixture.NewClient();
         var user = TestUsers.NewEmail("send-ip");
         await client.SendCodeAsync(new SendCodeRequest { User = user, Type = DeliveryChannel.Email, ClientIp = IPAddress.Parse("2001:0db8:0::7") });
+        await fixture.Server.Services.GetRequiredService<AuditLog>().ChainPendingAsync(); // what is pending, chained now
         await using var c = await fixture.Server.OpenDatabaseAsync();
         var detail = await Dapper.SqlMapper.QuerySingleAsync<string>(c, "SELECT detail FROM audit_log WHERE event = 'challenge.send' AND subject = @user", new { user });
         Assert.Equal("2001:db8::7", System.Text.Json.JsonDocument.Parse(detail).RootElement.GetProperty("client_ip").GetString());

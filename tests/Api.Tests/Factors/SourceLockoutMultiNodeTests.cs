@@ -63,6 +63,14 @@ public sealed class SourceLockoutMultiNodeTests
         var (failures, blocks) = await c.QuerySingleAsync<(long, long)>(
             "SELECT failures, blocks FROM lockout_sources WHERE user_key = @user AND source LIKE '% 198.51.100.1'", new { user });
         Assert.Equal((5, 1), (failures, blocks));
+        using (var admin = new HttpClient { BaseAddress = a.BaseAddress })
+        {
+            // (a chain check chains what is pending, from both nodes)
+            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", a.OperatorToken);
+            using var chain = await admin.GetAsync("/admin/v1/audit/verify");
+            Assert.Equal(HttpStatusCode.OK, chain.StatusCode);
+        }
+
         Assert.Equal(1, await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM audit_log WHERE event = 'lockout.engaged' AND subject = @user", new { user }));
     }
 

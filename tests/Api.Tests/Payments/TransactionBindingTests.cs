@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Dapper;
+using DevRift.Hsm.Api.Tests.Audit;
 using DevRift.Hsm.Api.Tests.Factors;
 using DevRift.Hsm.Api.Tests.Infrastructure;
 using DevRift.Hsm.Api.Tests.SecurityKeys;
@@ -69,6 +70,7 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
         var verification = await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
         AssertTransaction(verification.GetProperty("transaction"), "12.34", "EUR", "ACME Ltd", "INV-1");
         Assert.Equal("approved", await server.StatusInDatabaseAsync(id));
+        await server.ChainAuditAsync();
         var detail = await c.QuerySingleAsync<string>(
             "SELECT detail FROM audit_log WHERE event = 'verification' AND subject = @phone AND outcome = 'valid'", new { phone });
         AssertTransaction(JsonDocument.Parse(detail).RootElement.GetProperty("transaction"), "12.34", "EUR", "ACME Ltd", "INV-1");
@@ -286,6 +288,7 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
 
         // Then 200 echoing the transaction, and the audit record of that verification names it (and not the code or seed)
         AssertTransaction((await ok.AssertJsonAsync(HttpStatusCode.OK, "verification")).GetProperty("transaction"), "12.34", "EUR", "ACME Ltd", "INV-1");
+        await server.ChainAuditAsync();
         await using var c = await server.OpenDatabaseAsync();
         var details = (await c.QueryAsync<string>(
             "SELECT detail FROM audit_log WHERE event = 'verification' AND subject = @user AND outcome = 'valid' ORDER BY seq", new { user })).ToList();
@@ -301,6 +304,7 @@ public sealed class TransactionBindingTests(FakeClockServers servers) : IClassFi
         var backup = (await server.LatestBackupCodesAsync(user))[0];
         using var byBackup = await server.PostCurlAsync("/v1/mfa/verify", $"User={user}, Type=BACKUP, Code={backup}, Amount=5, Currency=JPY, Payee=ACME Ltd");
         AssertTransaction((await byBackup.AssertJsonAsync(HttpStatusCode.OK, "verification")).GetProperty("transaction"), "5", "JPY", "ACME Ltd", null);
+        await server.ChainAuditAsync();
         var backupDetail = await c.QuerySingleAsync<string>(
             "SELECT detail FROM audit_log WHERE event = 'verification' AND subject = @user AND outcome = 'valid' ORDER BY seq DESC LIMIT 1", new { user });
         AssertTransaction(JsonDocument.Parse(backupDetail).RootElement.GetProperty("transaction"), "5", "JPY", "ACME Ltd", null);
