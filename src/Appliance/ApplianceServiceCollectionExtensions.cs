@@ -2,6 +2,7 @@ using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Events;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Hsm;
 using DevRift.Hsm.Appliance.Outbox;
@@ -23,6 +24,9 @@ public static class ApplianceServiceCollectionExtensions
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
         services.AddSingleton<Database>();
         services.AddSingleton<AuditLog>();
+        services.AddOptions<EventOptions>().BindConfiguration(EventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<EventOutbox>();
+        services.AddSingleton<EventEndpoints>();
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<ApiKeyUsage>();

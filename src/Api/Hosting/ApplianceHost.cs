@@ -82,6 +82,7 @@ public static class ApplianceHost
         app.MapMetrics();
         app.MapApiDocument();
         app.MapV1();
+        app.MapProviderReceipts();
         app.MapAdmin();
         app.MapElements();
         app.MapDashboard();

@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
+using DevRift.Hsm.Appliance.Events;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
 
@@ -13,8 +14,10 @@ namespace DevRift.Hsm.Appliance.Audit;
 /// computed in the HSM with the audit key's current version (stored beside the mac); <c>mac_0</c> is 32 zero bytes.
 /// An append is one short transaction that locks the one-row head, so appends from every node form one chain; a
 /// failed append throws (storage or HSM unavailable), so the caller's request fails rather than losing the record.
+/// The events a record reports (<see cref="EventTypes.FromAudit"/>) are enqueued in the same transaction, for the
+/// applications that have an event endpoint: an event exists exactly when its audit record does.
 /// </summary>
-public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
+public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time, EventOutbox events)
 {
     private const int MacLength = 32;
     private const int VerifyPage = 1000;
@@ -68,6 +71,11 @@ public sealed class AuditLog(Database db, HsmMac mac, TimeProvider time)
                 seq, at, evt = entry.Event, actor = entry.Actor, app = entry.ApplicationId, mode = entry.Mode, subject = entry.Subject,
                 outcome = entry.Outcome, detail, version = signed.Version, mac = signed.Mac,
             }, transaction);
+        if (entry.ApplicationId is { } applicationId && entry.Mode is { } mode)
+        {
+            await events.EnqueueAsync(connection, transaction, applicationId, mode, EventTypes.FromAudit(entry));
+        }
+
         return seq;
     }
 

@@ -52,6 +52,7 @@ public sealed class ErrorCode
     public static readonly ErrorCode PlanRequired = new("plan_required", ErrorKind.Forbidden, "Plan required");
     public static readonly ErrorCode LiveModeForbidden = new("live_mode_forbidden", ErrorKind.Forbidden, "Not available in live mode");
     public static readonly ErrorCode ClientCertificateMismatch = new("client_certificate_mismatch", ErrorKind.Forbidden, "Client certificate mismatch");
+    public static readonly ErrorCode InvalidSignature = new("invalid_signature", ErrorKind.Forbidden, "Invalid signature");
 
     public static readonly ErrorCode NotFound = new("not_found", ErrorKind.NotFound, "Not found");
     public static readonly ErrorCode IdempotencyKeyReused = new("idempotency_key_reused", ErrorKind.Conflict, "Idempotency key reused");

@@ -43,6 +43,13 @@ public sealed class DeliveryOptions : IBoundOptions
     /// <summary>Name this node writes into <c>outbox.claimed_by</c>; host name, process id and a random suffix when empty.</summary>
     public string? NodeId { get; set; }
 
+    /// <summary>
+    /// The appliance's address as providers on the internet reach it (e.g. <c>https://mfa.example.com</c>). When set, the
+    /// Twilio provider asks for delivery receipts at <c>{PublicBaseUrl}/v1/providers/twilio/status</c>; unset, no
+    /// receipt is requested and a channel's last status is <c>sent</c> (accepted by the provider).
+    /// </summary>
+    public string? PublicBaseUrl { get; set; }
+
     /// <summary><c>Delivery:Routes:&lt;CHANNEL&gt;</c> = <c>smtp</c> | <c>twilio</c> | <c>webhook</c>.</summary>
     public Dictionary<string, string> Routes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }
@@ -176,6 +183,13 @@ internal sealed class DeliveryOptionsValidator(
         if (options.RetryInitialDelay <= TimeSpan.Zero || options.RetryMaxDelay < options.RetryInitialDelay)
         {
             failures.Add("Delivery:RetryInitialDelay must be positive and at most Delivery:RetryMaxDelay");
+        }
+
+        if (options.PublicBaseUrl is { Length: > 0 } publicBase
+            && (!Uri.TryCreate(publicBase, UriKind.Absolute, out var publicUri) || publicUri.Scheme is not ("http" or "https")
+                || publicUri.Query.Length > 0 || publicUri.UserInfo.Length > 0))
+        {
+            failures.Add("Delivery:PublicBaseUrl must be an absolute http:// or https:// URL without query or user information");
         }
 
         if (options.BatchSize is < 1 or > 500)
