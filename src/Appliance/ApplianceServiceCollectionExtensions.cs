@@ -24,7 +24,8 @@ public static class ApplianceServiceCollectionExtensions
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations();
         services.AddSingleton<Database>();
         services.AddSingleton<AuditLog>();
-        services.AddOptions<EventOptions>().BindConfiguration(EventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<EventOptions>().BindConfiguration(EventOptions.Section).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<EventOptions>, EventOptionsValidator>();
         services.AddSingleton<EventOutbox>();
         services.AddSingleton<EventEndpoints>();
         services.AddSingleton<ApplicationStore>();

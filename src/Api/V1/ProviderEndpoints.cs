@@ -8,7 +8,7 @@ namespace DevRift.Hsm.Api.V1;
 
 /// <summary>
 /// Delivery receipts from providers. <c>POST /v1/providers/twilio/status</c> is the <c>StatusCallback</c> the Twilio
-/// provider names on each SMS and WhatsApp message when <c>Delivery:PublicBaseUrl</c> is set. No API key: the request
+/// provider names on each SMS and WhatsApp message when <c>Delivery:Twilio:PublicBaseUrl</c> is set. No API key: the request
 /// must carry Twilio's <c>X-Twilio-Signature</c> over the URL it called (the public base URL, this path and its query)
 /// and its form parameters, keyed with the auth token; anything else is 403 <c>invalid_signature</c> and changes
 /// nothing. <c>MessageStatus</c> <c>delivered</c> marks the channel delivered; <c>undelivered</c> and <c>failed</c>
@@ -27,11 +27,10 @@ public static class ProviderEndpoints
         return app;
     }
 
-    private static async Task<IResult> TwilioStatusAsync(HttpContext http, IOptions<TwilioOptions> twilio, IOptions<DeliveryOptions> delivery,
-        OutboxStore outbox, TimeProvider time)
+    private static async Task<IResult> TwilioStatusAsync(HttpContext http, IOptions<TwilioOptions> twilio, OutboxStore outbox, TimeProvider time)
     {
         var authToken = twilio.Value.AuthToken;
-        var publicBase = delivery.Value.PublicBaseUrl;
+        var publicBase = twilio.Value.PublicBaseUrl;
         if (string.IsNullOrEmpty(authToken) || string.IsNullOrWhiteSpace(publicBase) || !http.Request.HasFormContentType)
         {
             throw Refused();

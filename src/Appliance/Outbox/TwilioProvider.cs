@@ -11,7 +11,7 @@ namespace DevRift.Hsm.Appliance.Outbox;
 /// SMS, WhatsApp and voice through a Twilio-compatible REST API: <c>POST {BaseUrl}/2010-04-01/Accounts/{sid}/Messages.json</c>
 /// (form <c>To</c>, <c>From</c>, <c>Body</c>; WhatsApp numbers carry the <c>whatsapp:</c> prefix) and
 /// <c>…/Calls.json</c> (form <c>To</c>, <c>From</c>, <c>Twiml</c> with a <c>&lt;Say&gt;</c> that reads the digits one by one, twice),
-/// with HTTP basic authentication (account SID, auth token). With <c>Delivery:PublicBaseUrl</c> set, each SMS and
+/// with HTTP basic authentication (account SID, auth token). With <c>Delivery:Twilio:PublicBaseUrl</c> set, each SMS and
 /// WhatsApp message names a <c>StatusCallback</c> (<see cref="StatusCallbackPath"/> with the outbox id), where Twilio
 /// reports <c>delivered</c> / <c>undelivered</c> / <c>failed</c>; voice calls request no receipt.
 /// </summary>
@@ -22,7 +22,7 @@ namespace DevRift.Hsm.Appliance.Outbox;
 /// <c>ApiException</c> messages quote Twilio's text, which names the destination number. Two form POSTs and our own
 /// error mapping (status and Twilio error code only) are smaller than either workaround.
 /// </remarks>
-public sealed class TwilioProvider(IOptions<TwilioOptions> options, IOptions<DeliveryOptions> delivery, IHttpClientFactory httpClients) : IDeliveryProvider
+public sealed class TwilioProvider(IOptions<TwilioOptions> options, IHttpClientFactory httpClients) : IDeliveryProvider
 {
     public const string ProviderName = "twilio";
 
@@ -69,7 +69,7 @@ public sealed class TwilioProvider(IOptions<TwilioOptions> options, IOptions<Del
             "CALL" => ("Calls.json", new Dictionary<string, string> { ["To"] = message.To, ["From"] = o.From!, ["Twiml"] = Twiml(message) }),
             _ => throw new DeliveryException($"the twilio provider does not deliver {message.Channel}", permanent: true),
         };
-        if (resource == "Messages.json" && StatusCallback(delivery.Value.PublicBaseUrl, message.Id) is { } callback)
+        if (resource == "Messages.json" && StatusCallback(o.PublicBaseUrl, message.Id) is { } callback)
         {
             form["StatusCallback"] = callback;
         }
@@ -130,7 +130,7 @@ public sealed class TwilioProvider(IOptions<TwilioOptions> options, IOptions<Del
         return $"<Response><Say language=\"{language}\">{SecurityElement.Escape(message.Body)}</Say></Response>";
     }
 
-    /// <summary>The receipt URL for one outbox message, or null without <c>Delivery:PublicBaseUrl</c>.</summary>
+    /// <summary>The receipt URL for one outbox message, or null without <c>Delivery:Twilio:PublicBaseUrl</c>.</summary>
     public static string? StatusCallback(string? publicBaseUrl, string messageId) =>
         string.IsNullOrWhiteSpace(publicBaseUrl)
             ? null
