@@ -84,6 +84,12 @@ public sealed class EventDeliveryTests(EventServers servers) : IClassFixture<Eve
         await Live.WaitForAsync(() => server.CountAsync(
             "SELECT COUNT(*) FROM events WHERE application_id = @appId AND status <> 'delivered'", new { appId }), n => n == 0, "every event delivered");
         Assert.Equal(3, await server.CountAsync("SELECT COUNT(*) FROM events WHERE application_id = @appId", new { appId }));
+
+        // And /metrics counts the deliveries by outcome
+        using var metrics = server.NewClient(null);
+        var text = await metrics.GetStringAsync("/metrics");
+        var line = text.Split('\n').Single(l => l.StartsWith("devrift_events_total{outcome=\"delivered\"} ", StringComparison.Ordinal));
+        Assert.True(double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 3, line);
     }
 
     [Theory]
