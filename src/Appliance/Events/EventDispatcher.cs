@@ -163,37 +163,10 @@ public sealed partial class EventDispatcher
 public sealed partial class EventDispatcherService(EventDispatcher dispatcher, IOptions<EventOptions> options, TimeProvider time, ILogger<EventDispatcherService> logger)
     : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var claimed = 0;
-            try
-            {
-                claimed = await dispatcher.RunOnceAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception e) when (e is StorageUnavailableException or HsmException)
-            {
-                LogRoundFailed(logger, e.GetType().Name, e.Message);
-            }
-
-            if (claimed < o.BatchSize)
-            {
-                try
-                {
-                    await Task.Delay(o.PollInterval, time, stoppingToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-            }
-        }
+        return DispatchLoop.RunAsync(dispatcher.RunOnceAsync, o.BatchSize, o.PollInterval, time, e => LogRoundFailed(logger, e.GetType().Name, e.Message), stoppingToken);
     }
 
     [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Event round failed: {ErrorType}: {Error}")]
