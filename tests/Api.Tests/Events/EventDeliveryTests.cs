@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Dapper;
+using DevRift.Hsm.Api.Tests.Audit;
 using DevRift.Hsm.Api.Tests.Delivery;
 using DevRift.Hsm.Api.Tests.Factors;
 using DevRift.Hsm.Api.Tests.Infrastructure;
@@ -342,4 +343,41 @@ public sealed class EventRow
     public long Attempts { get; init; }
 
     public string? LastError { get; init; }
+}
+
+/// <summary>The event endpoint on the command line: the same store, the secret printed once, audited without it.</summary>
+public sealed class EventEndpointCommandTests(EventServers servers) : IClassFixture<EventServers>
+{
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Set_prints_the_secret_once_get_never_and_a_bad_url_is_refused_and_audited(Db db)
+    {
+        var server = await servers.GetAsync(db);
+        var (appId, _) = await server.CreateApplicationWithKeyAsync("events-cli", "standard");
+
+        var refused = await server.CliAsync("event-endpoint", "set", appId, "ftp://hooks.example.com/x");
+        Assert.Equal(1, refused.Exit);
+        Assert.StartsWith("devrift: invalid_request: url must be an absolute http:// or https:// URL", refused.Stderr, StringComparison.Ordinal);
+
+        var set = await server.CliAsync("event-endpoint", "set", appId, "https://hooks.example.com/cli", "verification.failed");
+        Assert.Equal(0, set.Exit);
+        using var created = JsonDocument.Parse(set.Stdout);
+        var secret = created.RootElement.GetProperty("secret").GetString()!;
+        Assert.StartsWith("whsec_", secret, StringComparison.Ordinal);
+        Assert.Equal(["verification.failed"], created.RootElement.GetProperty("events").EnumerateArray().Select(e => e.GetString()!).ToArray());
+
+        var get = await server.CliAsync("event-endpoint", "get", appId);
+        Assert.Equal(0, get.Exit);
+        Assert.DoesNotContain("secret", get.Stdout, StringComparison.Ordinal);
+        Assert.Contains("https://hooks.example.com/cli", get.Stdout, StringComparison.Ordinal);
+
+        await using var c = await server.OpenDatabaseAsync();
+        var details = (await c.QueryAsync<(string Outcome, string Detail)>(
+            "SELECT outcome, detail FROM audit_log WHERE application_id = @appId AND event = 'operator.action' ORDER BY seq", new { appId })).ToList();
+        Assert.Equal(["invalid_request", "ok"], details.Select(d => d.Outcome).ToArray());
+        Assert.Contains("\"secret\":\"generated\"", details[1].Detail, StringComparison.Ordinal);
+        Assert.Contains("\"via\":\"cli\"", details[1].Detail, StringComparison.Ordinal);
+        Assert.All(details, d => Assert.DoesNotContain(secret, d.Detail, StringComparison.Ordinal));
+    }
 }
