@@ -54,6 +54,7 @@ public static class EventEndpointEndpoints
         }).WithSummary("Remove the event endpoint: no further events are stored, queued ones are given up");
         admin.MapPost("/applications/{id}/event-endpoint/rotate-secret", async (string id, HttpContext http, EventEndpoints endpoints) =>
         {
+            AdminEndpoints.OnlyFields(await AdminEndpoints.ReadObjectAsync(http));
             var rotated = await endpoints.RotateSecretAsync(id, http.RequestAborted);
             http.Response.Headers.CacheControl = "no-store";
             OperatorChanges.Describe(http, new JsonObject { ["secret"] = "rotated" });

@@ -66,6 +66,9 @@ public static class RequestSchemas
                 Description = "Only these event types (all when absent or empty).",
                 Items = Enum("An event type.", DevRift.Hsm.Appliance.Events.EventTypes.All),
             }, false)));
+        var rotateSecret = Object();
+        rotateSecret.Description = "No fields: the appliance generates the new secret.";
+        yield return ("RotateEventSecretRequest", rotateSecret);
         yield return ("RotateKeyRequest", Object(("purpose", Enum("The key to rotate.", ["seed-kek", "code", "lookup", "seal", "audit"]), true)));
         yield return ("RetireKeyRequest", Object(
             ("purpose", Enum("The key's purpose.", ["seed-kek", "code", "lookup", "seal", "audit"]), true),
