@@ -19,9 +19,13 @@ public sealed class ApplianceMetrics
     /// <summary>Counter: sources refused for a while after failed checks (lockout_profile source_aware); not user lockouts.</summary>
     public const string SourceBlocks = "devrift.lockout_source_blocks";
 
+    /// <summary>Counter: event delivery attempts by <c>outcome</c> (delivered, retried, failed).</summary>
+    public const string Events = "devrift.events";
+
     private readonly Counter<long> _lockouts;
     private readonly Counter<long> _fraudGuard;
     private readonly Counter<long> _sourceBlocks;
+    private readonly Counter<long> _events;
 
     public ApplianceMetrics(IMeterFactory meters)
     {
@@ -30,6 +34,7 @@ public sealed class ApplianceMetrics
         _lockouts = meter.CreateCounter<long>(Lockouts, description: "User lockouts that engaged after failed checks.");
         _fraudGuard = meter.CreateCounter<long>(FraudGuard, description: "Phone sends the fraud guard blocked or would have blocked, by reason and decision.");
         _sourceBlocks = meter.CreateCounter<long>(SourceBlocks, description: "Sources refused for a while after failed checks from them.");
+        _events = meter.CreateCounter<long>(Events, description: "Event delivery attempts to application endpoints, by outcome.");
     }
 
     public void LockoutEngaged() => _lockouts.Add(1);
@@ -40,4 +45,6 @@ public sealed class ApplianceMetrics
         new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("decision", decision));
 
     public void SourceBlocked() => _sourceBlocks.Add(1);
+
+    public void EventOutcome(string outcome) => _events.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 }

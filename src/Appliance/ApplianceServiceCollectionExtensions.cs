@@ -2,6 +2,7 @@ using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Audit;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Events;
 using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.Hsm;
 using DevRift.Hsm.Appliance.Outbox;
@@ -25,6 +26,10 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<AuditLog>();
         services.AddSingleton<AuditChainer>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditChainer>());
+        services.AddOptions<EventOptions>().BindConfiguration(EventOptions.Section).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<EventOptions>, EventOptionsValidator>();
+        services.AddSingleton<EventOutbox>();
+        services.AddSingleton<EventEndpoints>();
         services.AddSingleton<ApplicationStore>();
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<ApiKeyUsage>();

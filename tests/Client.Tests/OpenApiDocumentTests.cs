@@ -37,7 +37,7 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
     {
         var doc = await DocumentAsync();
         var operations = Operations(doc).ToList();
-        Assert.Equal(37, operations.Count);
+        Assert.Equal(41, operations.Count);
         Assert.All(operations, o => Assert.True(DevRift.Hsm.Api.OpenApi.OperationContracts.ByRoute.ContainsKey($"{o.Method.ToUpperInvariant()} {o.Path}"),
             $"{o.Method} {o.Path} has no entry in src/Api/OpenApi/OperationContracts.cs"));
         var schemes = doc.GetProperty("components").GetProperty("securitySchemes");
@@ -93,7 +93,8 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         Assert.Equal("integer", challenge.GetProperty("attempts_remaining").GetProperty("type").GetString());
         Assert.False(challenge.GetProperty("attempts_remaining").TryGetProperty("pattern", out _));
         var documentedCodes = schemas.GetProperty("Problem").GetProperty("properties").GetProperty("code").GetProperty("enum").EnumerateArray().Select(c => c.GetString()).ToHashSet();
-        Assert.Equal(30, documentedCodes.Count);
+        Assert.Equal(31, documentedCodes.Count);
+        Assert.Contains("invalid_signature", documentedCodes);
         Assert.Contains("channel_not_configured", documentedCodes);
         Assert.Contains("transaction_mismatch", documentedCodes);
 

@@ -149,6 +149,7 @@ public static class AdminEndpoints
         }).WithSummary("Delete every test-mode message of an application (they hold the seal key they were sealed with)");
         admin.MapOperatorTokens();
         admin.MapClientCertificates();
+        admin.MapEventEndpoints();
         admin.MapAudit();
         admin.MapHsm();
         admin.MapFraudGuard();

@@ -92,6 +92,8 @@ public static class AuditCommands
                 certificate is null ? detail : Merge(detail, OperatorChanges.Certificate(certificate))),
             ["client-certificates", "remove", var app, var id] => new AuditEntry(AuditEvents.ClientCertificateRemove, AuditEntry.Operator, app, null, null, outcome,
                 certificate is null ? With(detail, "certificate_id", id) : Merge(detail, OperatorChanges.Certificate(certificate))),
+            ["event-endpoint", "set" or "remove" or "rotate-secret", var app, ..] => new AuditEntry(AuditEvents.OperatorAction, AuditEntry.Operator, app, null, null, outcome,
+                With(detail, "command", "event-endpoint " + words[1])),
             ["hsm", "rotate", var purpose] => new AuditEntry(AuditEvents.HsmKeyRotate, AuditEntry.Operator, null, null, null, outcome,
                 hsmKey is null ? With(detail, "purpose", purpose) : Merge(detail, OperatorChanges.HsmKey(hsmKey))),
             ["hsm", "retire", var purpose, var version] => new AuditEntry(AuditEvents.HsmKeyRetire, AuditEntry.Operator, null, null, null, outcome,

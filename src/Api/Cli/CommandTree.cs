@@ -142,6 +142,13 @@ public static class CommandTree
             Leaf("add", "Register a certificate by PEM file or SHA-256 thumbprint.", select, Arg("APP", "application id (app_…)"),
                 new Argument<string>("VALUE") { HelpName = "FILE.pem|SHA256_THUMBPRINT", Description = "a PEM file or a thumbprint" }),
             Leaf("remove", "Remove a registration.", select, Arg("APP", "application id (app_…)"), Arg("CERT_ID", "registration id (cc_…)"))));
+        root.Add(Group("event-endpoint", "Where an application's signed events go (README: Events).",
+            Leaf("get", "Show the endpoint: URL and event filter (never its secret).", select, Arg("APP", "application id (app_…)")),
+            Leaf("set", "Create or change the endpoint; a new endpoint's signing secret is printed once.", select, Arg("APP", "application id (app_…)"),
+                Arg("URL", "an absolute http:// or https:// URL"),
+                new Argument<string[]>("EVENT") { Arity = ArgumentArity.ZeroOrMore, Description = "only these event types (all when none)" }),
+            Leaf("remove", "Remove the endpoint; no further events are stored.", select, Arg("APP", "application id (app_…)")),
+            Leaf("rotate-secret", "Replace the signing secret (printed once).", select, Arg("APP", "application id (app_…)"))));
         root.Add(Group("hsm", "The HSM keys: versions, rotation and retirement.",
             Leaf("status", "Key versions and the rows that depend on each.", select),
             Leaf("rotate", "Create the next version of a purpose's key.", select, Arg("PURPOSE", string.Join(", ", s_purposes), optional: false, s_purposes)),

@@ -77,10 +77,11 @@ public static class OperatorCommands
                 ["test-messages", "purge", var app] => new TestMessagesPurgeResponse("test_messages_purge", app,
                     await services.GetRequiredService<Appliance.Outbox.TestOutbox>().PurgeAsync(app)),
                 ["client-certificates", .. var rest] => await ClientCertificateCommands.RunAsync(services, rest),
+                ["event-endpoint", .. var rest] => await EventEndpointCommands.RunAsync(services, rest),
                 ["hsm", .. var hsm] => await HsmCommands.RunAsync(services, hsm),
                 ["fraud-guard", "show", var app] => FraudGuardResponse.From(
                     await apps.GetAsync(app), await services.GetRequiredService<Appliance.Fraud.FraudGuard>().CountsAsync(app)),
-                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create|rename, settings get|set, api-keys list|create|roll|label|revoke, operator-tokens list|create|revoke, test-messages purge, audit list|verify, client-certificates list|add|remove, hsm status|rotate|retire, fraud-guard show"),
+                _ => throw new MfaException(ErrorCode.InvalidRequest, $"unknown command '{string.Join(' ', words)}'. Commands: serve, init, applications list|create|rename, settings get|set, api-keys list|create|roll|label|revoke, operator-tokens list|create|revoke, test-messages purge, audit list|verify, client-certificates list|add|remove, event-endpoint get|set|remove|rotate-secret, hsm status|rotate|retire, fraud-guard show"),
             };
             await AuditCommands.RecordAsync(services, words, result, "ok");
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result is Changed c ? c.Result : result, s_json));

@@ -82,6 +82,7 @@ public static class ApplianceHost
         app.MapMetrics();
         app.MapApiDocument();
         app.MapV1();
+        app.MapProviderReceipts();
         app.MapAdmin();
         app.MapElements();
         app.MapDashboard();
@@ -98,6 +99,7 @@ public static class ApplianceHost
         _ = services.GetRequiredService<TlsMaterial>();
         // Validated here, before the host starts, so a bad delivery setting is one line and not a hosting stack trace.
         _ = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DevRift.Hsm.Appliance.Outbox.DeliveryOptions>>().Value;
+        _ = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DevRift.Hsm.Appliance.Events.EventOptions>>().Value;
         CheckStorage(services);
         services.GetRequiredService<ApplianceInitializer>().CheckReady();
     }

@@ -35,6 +35,7 @@ public static class ConfigurationCheck
         (SmtpOptions.Section, typeof(SmtpOptions)),
         (TwilioOptions.Section, typeof(TwilioOptions)),
         (WebhookOptions.Section, typeof(WebhookOptions)),
+        (DevRift.Hsm.Appliance.Events.EventOptions.Section, typeof(DevRift.Hsm.Appliance.Events.EventOptions)),
         (TlsOptions.Section, typeof(TlsOptions)),
     ];
 

@@ -67,6 +67,13 @@ public static class OperationContracts
         ["POST /admin/v1/applications/{id}/client-certificates"] = new("RegisterClientCertificateRequest", ["not_found"],
             Example: """{"thumbprint":"3A:5F:…"}""", Forms: false, OperationId: "RegisterClientCertificate"),
         ["DELETE /admin/v1/applications/{id}/client-certificates/{certificateId}"] = new(null, ["not_found"], OperationId: "RemoveClientCertificate"),
+        ["PUT /admin/v1/applications/{id}/event-endpoint"] = new("EventEndpointRequest", ["not_found"],
+            Example: """{"url":"https://hooks.example.com/devrift","events":["verification.approved","verification.failed"]}""", Forms: false,
+            OperationId: "SetEventEndpoint"),
+        ["GET /admin/v1/applications/{id}/event-endpoint"] = new(null, ["not_found"], OperationId: "GetEventEndpoint"),
+        ["DELETE /admin/v1/applications/{id}/event-endpoint"] = new(null, ["not_found"], OperationId: "RemoveEventEndpoint"),
+        ["POST /admin/v1/applications/{id}/event-endpoint/rotate-secret"] = new("RotateEventSecretRequest", ["not_found"], Example: "{}", Forms: false,
+            OperationId: "RotateEventEndpointSecret"),
         ["GET /admin/v1/audit"] = new(null, ["invalid_request"], [
             new("after", "Records with seq greater than this (default 0).", false, Integer: true, Example: "0"),
             new("limit", "At most this many records (1 to 1000, default 100).", false, Integer: true, Example: "100"),

@@ -72,6 +72,17 @@ public static class RequestSchemas
         yield return ("RegisterClientCertificateRequest", Object(
             ("thumbprint", Text("SHA-256 thumbprint in hex (colons allowed).", example: "3A5F…"), false),
             ("pem", Text("The PEM certificate instead (subject and expiry are then shown)."), false)));
+        yield return ("EventEndpointRequest", Object(
+            ("url", Text("Where events are POSTed: an absolute http:// or https:// URL.", format: "uri", example: "https://hooks.example.com/devrift"), true),
+            ("events", new OpenApiSchema
+            {
+                Type = JsonSchemaType.Array,
+                Description = "Only these event types (all when absent or empty).",
+                Items = Enum("An event type.", DevRift.Hsm.Appliance.Events.EventTypes.All),
+            }, false)));
+        var rotateSecret = Object();
+        rotateSecret.Description = "No fields: the appliance generates the new secret.";
+        yield return ("RotateEventSecretRequest", rotateSecret);
         yield return ("RotateKeyRequest", Object(("purpose", Enum("The key to rotate.", ["seed-kek", "code", "lookup", "seal", "audit"]), true)));
         yield return ("RetireKeyRequest", Object(
             ("purpose", Enum("The key's purpose.", ["seed-kek", "code", "lookup", "seal", "audit"]), true),

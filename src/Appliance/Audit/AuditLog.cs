@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
-using System.Globalization;
 using System.Data.Common;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
+using DevRift.Hsm.Appliance.Events;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Crypto;
 using Microsoft.Extensions.Logging;
@@ -22,8 +23,12 @@ namespace DevRift.Hsm.Appliance.Audit;
 /// transaction locks the head, checks that no other node extended the chain meanwhile (otherwise it starts over from
 /// the new head), inserts the batch, deletes exactly the pending rows it chained and moves the head once.
 /// </para>
+/// <para>
+/// The events a record reports (<see cref="EventTypes.FromAudit"/>) are enqueued in the append's transaction, for the
+/// applications that have an event endpoint: an event exists exactly when its audit record does.
+/// </para>
 /// </summary>
-public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time, ILogger<AuditLog> logger) : IDisposable
+public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time, EventOutbox events, ILogger<AuditLog> logger) : IDisposable
 {
     private const int MacLength = 32;
     private const int VerifyPage = 1000;
@@ -73,6 +78,10 @@ public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time,
                     at = time.GetUtcNow().ToUnixTimeMilliseconds(), evt = entry.Event, actor = entry.Actor, app = entry.ApplicationId,
                     mode = entry.Mode, subject = entry.Subject, outcome = entry.Outcome, detail = entry.Detail?.ToJsonString() ?? "{}",
                 }, transaction);
+            if (entry.ApplicationId is { } applicationId && entry.Mode is { } mode)
+            {
+                await events.EnqueueAsync(connection, transaction, applicationId, mode, EventTypes.FromAudit(entry));
+            }
         }
         catch (DbException e)
         {

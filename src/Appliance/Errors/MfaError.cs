@@ -55,6 +55,7 @@ public sealed class ErrorCode
     public static readonly ErrorCode ClientCertificateMismatch = new("client_certificate_mismatch", ErrorKind.Forbidden, "Client certificate mismatch");
     public static readonly ErrorCode CountryNotAllowed = new("country_not_allowed", ErrorKind.Forbidden, "Country not allowed");
     public static readonly ErrorCode DestinationBlocked = new("destination_blocked", ErrorKind.Forbidden, "Destination blocked");
+    public static readonly ErrorCode InvalidSignature = new("invalid_signature", ErrorKind.Forbidden, "Invalid signature");
 
     public static readonly ErrorCode NotFound = new("not_found", ErrorKind.NotFound, "Not found");
     public static readonly ErrorCode IdempotencyKeyReused = new("idempotency_key_reused", ErrorKind.Conflict, "Idempotency key reused");

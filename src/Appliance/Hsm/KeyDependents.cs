@@ -80,3 +80,17 @@ public sealed class SealedOutboxDependents(Database db, string mode) : IKeyDepen
         return headers.GroupBy(Sealer.VersionOf).ToDictionary(g => g.Key, g => (long)g.LongCount());
     }
 }
+
+/// <summary>Event endpoints' signing secrets, sealed until the endpoint is removed or its secret rotated (by the seal-key version in their header).</summary>
+public sealed class SealedEventSecretDependents(Database db) : IKeyDependents
+{
+    public KeyPurpose Purpose => KeyPurpose.Seal;
+
+    public string Name => "event_endpoint_secrets";
+
+    public async Task<IReadOnlyDictionary<int, long>> CountByVersionAsync(CancellationToken ct = default)
+    {
+        var headers = await db.WithConnectionAsync(c => c.QueryAsync<byte[]>("SELECT substr(sealed_secret, 1, 5) FROM event_endpoints"), ct);
+        return headers.GroupBy(Sealer.VersionOf).ToDictionary(g => g.Key, g => (long)g.LongCount());
+    }
+}

@@ -21,6 +21,7 @@ public static class KeyRotationServiceCollectionExtensions
 
         services.AddSingleton<IKeyDependents>(sp => new SealedOutboxDependents(sp.GetRequiredService<Database>(), Modes.Live));
         services.AddSingleton<IKeyDependents>(sp => new SealedOutboxDependents(sp.GetRequiredService<Database>(), Modes.Test));
+        services.AddSingleton<IKeyDependents>(sp => new SealedEventSecretDependents(sp.GetRequiredService<Database>()));
         services.AddSingleton<SeedRewrapService>();
         services.AddHostedService(sp => sp.GetRequiredService<SeedRewrapService>());
         return services;

@@ -95,8 +95,15 @@ public sealed class TwilioOptions : IBoundOptions
 
     public string? AccountSid { get; set; }
 
-    /// <summary>Password of HTTP basic authentication (the user is the account SID).</summary>
+    /// <summary>Password of HTTP basic authentication (the user is the account SID); also the key of Twilio's callback signatures.</summary>
     public string? AuthToken { get; set; }
+
+    /// <summary>
+    /// The appliance's address as Twilio reaches it from the internet (e.g. <c>https://mfa.example.com</c>). When set,
+    /// each SMS and WhatsApp message asks for delivery receipts at <c>{PublicBaseUrl}/v1/providers/twilio/status</c>;
+    /// unset, none is requested and a channel's last status is <c>sent</c> (accepted by the provider).
+    /// </summary>
+    public string? PublicBaseUrl { get; set; }
 
     /// <summary>Sender of SMS and calls: an E.164 number, or an alphanumeric sender id / messaging service SID for SMS.</summary>
     public string? From { get; set; }
@@ -272,6 +279,13 @@ internal static class ProviderOptionsValidator
         if (string.IsNullOrWhiteSpace(options.AuthToken))
         {
             failures.Add("Delivery:Twilio:AuthToken is required with Delivery:Twilio:AccountSid");
+        }
+
+        if (options.PublicBaseUrl is { Length: > 0 } publicBase
+            && (!Uri.TryCreate(publicBase, UriKind.Absolute, out var publicUri) || publicUri.Scheme is not ("http" or "https")
+                || publicUri.Query.Length > 0 || publicUri.UserInfo.Length > 0))
+        {
+            failures.Add("Delivery:Twilio:PublicBaseUrl must be an absolute http:// or https:// URL without query or user information");
         }
 
         if (options.AccountSid!.Any(c => !char.IsAsciiLetterOrDigit(c)))

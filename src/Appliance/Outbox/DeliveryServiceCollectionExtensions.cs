@@ -47,6 +47,8 @@ public static class DeliveryServiceCollectionExtensions
 
         services.AddSingleton<OutboxDispatcher>();
         services.AddHostedService<OutboxDispatcherService>();
+        services.AddSingleton<Events.EventDispatcher>();
+        services.AddHostedService<Events.EventDispatcherService>();
         services.AddHostedService<TestOutboxExpiry>();
         return services;
     }

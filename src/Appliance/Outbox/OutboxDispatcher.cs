@@ -162,16 +162,35 @@ public sealed partial class OutboxDispatcher
 public sealed partial class OutboxDispatcherService(OutboxDispatcher dispatcher, IOptions<DeliveryOptions> options, TimeProvider time, ILogger<OutboxDispatcherService> logger)
     : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
         LogStarted(logger, dispatcher.NodeId, o.PollInterval.TotalMilliseconds);
+        // Messages of both exception types are free of data; the next round tries again.
+        return DispatchLoop.RunAsync(dispatcher.RunOnceAsync, o.BatchSize, o.PollInterval, time, e => LogRoundFailed(logger, e.GetType().Name, e.Message), stoppingToken);
+    }
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "Outbox dispatcher {NodeId} started (poll every {PollMs} ms)")]
+    private static partial void LogStarted(ILogger logger, string nodeId, double pollMs);
+
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Warning, Message = "Outbox round failed: {ErrorType}: {Error}")]
+    private static partial void LogRoundFailed(ILogger logger, string errorType, string error);
+}
+
+/// <summary>The loop of every dispatcher: a round, then a pause unless the round was a full batch; a round that fails for storage or HSM reasons is reported and the next one tries again.</summary>
+public static class DispatchLoop
+{
+    public static async Task RunAsync(Func<CancellationToken, Task<int>> round, int batchSize, TimeSpan pollInterval, TimeProvider time, Action<Exception> roundFailed,
+        CancellationToken stoppingToken)
+    {
+        ArgumentNullException.ThrowIfNull(round);
+        ArgumentNullException.ThrowIfNull(roundFailed);
         while (!stoppingToken.IsCancellationRequested)
         {
             var claimed = 0;
             try
             {
-                claimed = await dispatcher.RunOnceAsync(stoppingToken);
+                claimed = await round(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -179,15 +198,14 @@ public sealed partial class OutboxDispatcherService(OutboxDispatcher dispatcher,
             }
             catch (Exception e) when (e is StorageUnavailableException or HsmException)
             {
-                // Messages types of both are free of data; the next round tries again.
-                LogRoundFailed(logger, e.GetType().Name, e.Message);
+                roundFailed(e);
             }
 
-            if (claimed < o.BatchSize)
+            if (claimed < batchSize)
             {
                 try
                 {
-                    await Task.Delay(o.PollInterval, time, stoppingToken);
+                    await Task.Delay(pollInterval, time, stoppingToken);
                 }
                 catch (OperationCanceledException)
                 {
@@ -196,10 +214,4 @@ public sealed partial class OutboxDispatcherService(OutboxDispatcher dispatcher,
             }
         }
     }
-
-    [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "Outbox dispatcher {NodeId} started (poll every {PollMs} ms)")]
-    private static partial void LogStarted(ILogger logger, string nodeId, double pollMs);
-
-    [LoggerMessage(EventId = 3011, Level = LogLevel.Warning, Message = "Outbox round failed: {ErrorType}: {Error}")]
-    private static partial void LogRoundFailed(ILogger logger, string errorType, string error);
 }

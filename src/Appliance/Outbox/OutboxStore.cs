@@ -3,6 +3,7 @@ using System.Text.Json;
 using Dapper;
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Challenges;
+using DevRift.Hsm.Appliance.Events;
 using DevRift.Hsm.Appliance.Storage;
 using DevRift.Hsm.Appliance.Users;
 using DevRift.Hsm.Crypto;
@@ -15,22 +16,26 @@ public sealed record PendingMessage(string Id, string Kind, string Channel, stri
 /// <summary>A live message claimed by one dispatcher node, still sealed.</summary>
 public sealed record ClaimedMessage(
     string Id, string? ChallengeId, string Kind, string Channel, string Destination, string Locale, byte[]? SealedBody,
-    int Attempts, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt);
+    int Attempts, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, string ApplicationId, string Mode);
 
 /// <summary>A message as the test outbox shows it.</summary>
 public sealed record TestMessage(string Id, string Channel, string To, string? Subject, string Body, DateTimeOffset CreatedAt);
 
 /// <summary>
 /// The durable outbox. Rows are written in the transaction that accepts the request; bodies are sealed with the
-/// HSM seal key bound to the row id. Test-mode rows never leave: they stay readable in the test outbox.
+/// HSM seal key bound to the row id. Test-mode rows never leave: they stay readable in the test outbox. A challenge
+/// message's outcomes (sent, failed for good or expired, and a provider's delivery receipt) enqueue the application's
+/// <c>challenge.*</c> event in the transaction that records them.
 /// </summary>
-public sealed class OutboxStore(Database db, Sealer sealer)
+public sealed class OutboxStore(Database db, Sealer sealer, EventOutbox events)
 {
     public const string StatusQueued = "queued";
     public const string StatusTest = "test";
     public const string StatusSending = "sending";
     public const string StatusSent = "sent";
     public const string StatusFailed = "failed";
+    public const string StatusDelivered = "delivered";
+    public const string StatusUndelivered = "undelivered";
     public const string ExpiredReason = "expired before delivery";
 
     /// <summary>Renders and seals a message (an HSM operation; do it before opening the transaction).</summary>
@@ -146,28 +151,70 @@ public sealed class OutboxStore(Database db, Sealer sealer)
                     ORDER BY next_attempt_at, id LIMIT @max{db.Dialect.ForUpdateSkipLocked})
                   AND status IN ('{StatusQueued}', '{StatusSending}') AND (claimed_until IS NULL OR claimed_until <= @now)
                 RETURNING id, challenge_id AS ChallengeId, kind, channel, destination, locale, sealed_body AS SealedBody,
-                          attempts, created_at AS CreatedAt, expires_at AS ExpiresAt
+                          attempts, created_at AS CreatedAt, expires_at AS ExpiresAt, application_id AS ApplicationId, mode
                 """,
                 new { node, until, now = nowMs, max }, tx)).ToList();
             await MirrorAsync(c, tx, rows.Select(r => (r.ChallengeId, r.Channel)), StatusSending, null, nowMs);
             return (IReadOnlyList<ClaimedMessage>)rows.Select(r => new ClaimedMessage(
                 r.Id, r.ChallengeId, r.Kind, r.Channel, r.Destination, r.Locale, r.SealedBody, (int)r.Attempts,
-                DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.ExpiresAt))).ToList();
+                DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.ExpiresAt), r.ApplicationId, r.Mode)).ToList();
         }, ct);
     }
 
-    /// <summary>Delivered: status <c>sent</c>, sealed body deleted. Recorded even if the lease was lost meanwhile (it did go out).</summary>
+    /// <summary>
+    /// Accepted by the provider: status <c>sent</c>, sealed body deleted. Recorded even if the lease was lost meanwhile
+    /// (it did go out); a delivery receipt that arrived first is kept (its status is the newer news).
+    /// </summary>
     public Task MarkSentAsync(ClaimedMessage message, DateTimeOffset now, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(message);
         var nowMs = now.ToUnixTimeMilliseconds();
         return db.InTransactionAsync(async (c, tx) =>
         {
-            await c.ExecuteAsync(
-                $"UPDATE outbox SET status = '{StatusSent}', sent_at = @nowMs, sealed_body = NULL, claimed_until = NULL, last_error = NULL WHERE id = @Id",
+            var changed = await c.ExecuteAsync(
+                $"""
+                UPDATE outbox SET status = '{StatusSent}', sent_at = @nowMs, sealed_body = NULL, claimed_until = NULL, last_error = NULL
+                WHERE id = @Id AND status NOT IN ('{StatusDelivered}', '{StatusUndelivered}')
+                """,
                 new { message.Id, nowMs }, tx);
-            await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusSent, null, nowMs);
+            if (changed == 1)
+            {
+                await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusSent, null, nowMs);
+                await ChannelEventAsync(c, tx, message.ApplicationId, message.Mode, message.ChallengeId, message.Channel, EventTypes.ChallengeSent, null);
+            }
+
             return 0;
+        }, ct);
+    }
+
+    /// <summary>
+    /// A provider's delivery receipt for a live message it accepted: <see cref="StatusDelivered"/> or
+    /// <see cref="StatusUndelivered"/> (with the provider's reason, an error code — never its text), mirrored on the
+    /// challenge's channel, with its <c>challenge.delivered</c> / <c>challenge.failed</c> event. Only the first receipt
+    /// counts; returns false when the message is unknown, not live, not yet handed over, or already has one.
+    /// </summary>
+    public Task<bool> RecordReceiptAsync(string outboxId, bool delivered, string? reason, DateTimeOffset now, CancellationToken ct = default)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var status = delivered ? StatusDelivered : StatusUndelivered;
+        return db.InTransactionAsync(async (c, tx) =>
+        {
+            var row = await c.QuerySingleOrDefaultAsync<ReceiptRow>(
+                $"""
+                UPDATE outbox SET status = @status, last_error = @reason, sealed_body = NULL, claimed_until = NULL
+                WHERE id = @outboxId AND mode = '{Modes.Live}' AND status IN ('{StatusSending}', '{StatusSent}')
+                RETURNING application_id AS ApplicationId, mode, challenge_id AS ChallengeId, channel
+                """,
+                new { outboxId, status, reason }, tx);
+            if (row is null)
+            {
+                return false;
+            }
+
+            await MirrorAsync(c, tx, [(row.ChallengeId, row.Channel)], status, reason, nowMs);
+            await ChannelEventAsync(c, tx, row.ApplicationId, row.Mode, row.ChallengeId, row.Channel,
+                delivered ? EventTypes.ChallengeDelivered : EventTypes.ChallengeFailed, reason);
+            return true;
         }, ct);
     }
 
@@ -187,6 +234,7 @@ public sealed class OutboxStore(Database db, Sealer sealer)
             if (changed == 1)
             {
                 await MirrorAsync(c, tx, [(message.ChallengeId, message.Channel)], StatusFailed, reason, nowMs);
+                await ChannelEventAsync(c, tx, message.ApplicationId, message.Mode, message.ChallengeId, message.Channel, EventTypes.ChallengeFailed, reason);
             }
 
             return 0;
@@ -259,10 +307,14 @@ public sealed class OutboxStore(Database db, Sealer sealer)
                     WHERE mode = '{Modes.Live}' AND status IN ('{StatusQueued}', '{StatusSending}') AND expires_at <= @nowMs
                       AND (claimed_until IS NULL OR claimed_until <= @nowMs){db.Dialect.ForUpdateSkipLocked})
                   AND status IN ('{StatusQueued}', '{StatusSending}') AND (claimed_until IS NULL OR claimed_until <= @nowMs)
-                RETURNING challenge_id AS ChallengeId, channel
+                RETURNING challenge_id AS ChallengeId, channel, application_id AS ApplicationId, mode
                 """,
                 new { nowMs }, tx)).ToList();
             await MirrorAsync(c, tx, expired.Select(r => (r.ChallengeId, r.Channel)), StatusFailed, ExpiredReason, nowMs);
+            foreach (var row in expired)
+            {
+                await ChannelEventAsync(c, tx, row.ApplicationId, row.Mode, row.ChallengeId, row.Channel, EventTypes.ChallengeFailed, ExpiredReason);
+            }
 
             var closed = (await c.QueryAsync<ClosedRow>(
                 $"""
@@ -297,7 +349,36 @@ public sealed class OutboxStore(Database db, Sealer sealer)
                 items, tx);
     }
 
+    /// <summary>A challenge channel's delivery event (the user read from its challenge), in the caller's transaction.</summary>
+    private async Task ChannelEventAsync(DbConnection c, DbTransaction tx, string applicationId, string mode, string? challengeId, string channel, string type, string? reason)
+    {
+        if (challengeId is null)
+        {
+            return;
+        }
+
+        var user = await c.QuerySingleOrDefaultAsync<string>("SELECT user_key FROM challenges WHERE id = @challengeId", new { challengeId }, tx);
+        var data = new System.Text.Json.Nodes.JsonObject { ["user"] = user, ["challenge_id"] = challengeId, ["channel"] = channel };
+        if (reason is not null)
+        {
+            data["reason"] = reason;
+        }
+
+        await events.EnqueueAsync(c, tx, applicationId, mode, [new PendingEvent(type, data)]);
+    }
+
     private sealed record SealedContent(string? Subject, string Body);
+
+    private sealed class ReceiptRow
+    {
+        public string ApplicationId { get; init; } = "";
+
+        public string Mode { get; init; } = "";
+
+        public string? ChallengeId { get; init; }
+
+        public string Channel { get; init; } = "";
+    }
 
     private sealed class ClaimRow
     {
@@ -320,6 +401,10 @@ public sealed class OutboxStore(Database db, Sealer sealer)
         public long CreatedAt { get; init; }
 
         public long ExpiresAt { get; init; }
+
+        public string ApplicationId { get; init; } = "";
+
+        public string Mode { get; init; } = "";
     }
 
     private sealed class ClosedRow
@@ -327,6 +412,10 @@ public sealed class OutboxStore(Database db, Sealer sealer)
         public string? ChallengeId { get; init; }
 
         public string Channel { get; init; } = "";
+
+        public string ApplicationId { get; init; } = "";
+
+        public string Mode { get; init; } = "";
 
         public string? LastError { get; init; }
     }

@@ -11,7 +11,9 @@ namespace DevRift.Hsm.Appliance.Outbox;
 /// SMS, WhatsApp and voice through a Twilio-compatible REST API: <c>POST {BaseUrl}/2010-04-01/Accounts/{sid}/Messages.json</c>
 /// (form <c>To</c>, <c>From</c>, <c>Body</c>; WhatsApp numbers carry the <c>whatsapp:</c> prefix) and
 /// <c>…/Calls.json</c> (form <c>To</c>, <c>From</c>, <c>Twiml</c> with a <c>&lt;Say&gt;</c> that reads the digits one by one, twice),
-/// with HTTP basic authentication (account SID, auth token).
+/// with HTTP basic authentication (account SID, auth token). With <c>Delivery:Twilio:PublicBaseUrl</c> set, each SMS and
+/// WhatsApp message names a <c>StatusCallback</c> (<see cref="StatusCallbackPath"/> with the outbox id), where Twilio
+/// reports <c>delivered</c> / <c>undelivered</c> / <c>failed</c>; voice calls request no receipt.
 /// </summary>
 /// <remarks>
 /// A plain HTTP client rather than the Twilio SDK: the SDK builds every URL from a fixed <c>*.twilio.com</c> domain
@@ -23,6 +25,12 @@ namespace DevRift.Hsm.Appliance.Outbox;
 public sealed class TwilioProvider(IOptions<TwilioOptions> options, IHttpClientFactory httpClients) : IDeliveryProvider
 {
     public const string ProviderName = "twilio";
+
+    /// <summary>Where Twilio posts a message's status (the appliance's <c>/v1/providers/twilio/status</c> route).</summary>
+    public const string StatusCallbackPath = "/v1/providers/twilio/status";
+
+    /// <summary>The query parameter of the callback URL that names the outbox row.</summary>
+    public const string MessageIdParameter = "message_id";
 
     /// <summary>Twilio error codes that mean "this number cannot receive it": not retried.</summary>
     private static readonly HashSet<int> s_invalidNumberCodes =
@@ -61,6 +69,10 @@ public sealed class TwilioProvider(IOptions<TwilioOptions> options, IHttpClientF
             "CALL" => ("Calls.json", new Dictionary<string, string> { ["To"] = message.To, ["From"] = o.From!, ["Twiml"] = Twiml(message) }),
             _ => throw new DeliveryException($"the twilio provider does not deliver {message.Channel}", permanent: true),
         };
+        if (resource == "Messages.json" && StatusCallback(o.PublicBaseUrl, message.Id) is { } callback)
+        {
+            form["StatusCallback"] = callback;
+        }
 
         var url = new Uri($"{o.BaseUrl.TrimEnd('/')}/2010-04-01/Accounts/{Uri.EscapeDataString(o.AccountSid!)}/{resource}");
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new FormUrlEncodedContent(form) };
@@ -116,6 +128,40 @@ public sealed class TwilioProvider(IOptions<TwilioOptions> options, IHttpClientF
             _ => "en-US",
         };
         return $"<Response><Say language=\"{language}\">{SecurityElement.Escape(message.Body)}</Say></Response>";
+    }
+
+    /// <summary>The receipt URL for one outbox message, or null without <c>Delivery:Twilio:PublicBaseUrl</c>.</summary>
+    public static string? StatusCallback(string? publicBaseUrl, string messageId) =>
+        string.IsNullOrWhiteSpace(publicBaseUrl)
+            ? null
+            : $"{publicBaseUrl.TrimEnd('/')}{StatusCallbackPath}?{MessageIdParameter}={Uri.EscapeDataString(messageId)}";
+
+    /// <summary>
+    /// Twilio's request signature (<c>X-Twilio-Signature</c>): base64 of HMAC-SHA1 keyed with the auth token over the full
+    /// URL Twilio called followed by each POST parameter's name and value, sorted by name (ordinal).
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5350:Do Not Use Weak Cryptographic Algorithms",
+        Justification = "HMAC-SHA1 is the algorithm Twilio signs its callbacks with; verifying it needs the same.")]
+    public static string RequestSignature(string authToken, string url, IEnumerable<KeyValuePair<string, string>> form)
+    {
+        ArgumentNullException.ThrowIfNull(authToken);
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(form);
+        var data = new StringBuilder(url);
+        foreach (var (name, value) in form.OrderBy(p => p.Key, StringComparer.Ordinal).ThenBy(p => p.Value, StringComparer.Ordinal))
+        {
+            data.Append(name).Append(value);
+        }
+
+        var key = Encoding.UTF8.GetBytes(authToken);
+        try
+        {
+            return Convert.ToBase64String(System.Security.Cryptography.HMACSHA1.HashData(key, Encoding.UTF8.GetBytes(data.ToString())));
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+        }
     }
 
     private static string WhatsApp(string number) =>

@@ -74,11 +74,24 @@ public sealed class WebhookProvider(IOptions<WebhookOptions> options, IHttpClien
     public static string Signature(string secret, long timestamp, ReadOnlySpan<byte> body)
     {
         ArgumentNullException.ThrowIfNull(secret);
+        var key = Encoding.UTF8.GetBytes(secret);
+        try
+        {
+            return Signature(key, timestamp, body);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>The same signature with the secret's UTF-8 bytes (the caller zeroes them).</summary>
+    public static string Signature(ReadOnlySpan<byte> key, long timestamp, ReadOnlySpan<byte> body)
+    {
         var prefix = Encoding.ASCII.GetBytes(timestamp.ToString(CultureInfo.InvariantCulture) + ".");
         var signed = new byte[prefix.Length + body.Length];
         prefix.CopyTo(signed, 0);
         body.CopyTo(signed.AsSpan(prefix.Length));
-        var key = Encoding.UTF8.GetBytes(secret);
         try
         {
             var mac = HMACSHA256.HashData(key, signed);
@@ -87,7 +100,6 @@ public sealed class WebhookProvider(IOptions<WebhookOptions> options, IHttpClien
         finally
         {
             CryptographicOperations.ZeroMemory(signed);
-            CryptographicOperations.ZeroMemory(key);
         }
     }
 

@@ -5,7 +5,7 @@ namespace DevRift.Hsm.Api.Dashboard.Pages;
 /// <summary>Delivery status: each channel's provider (configured or not), the live outbox by status, recent failures with their reason.</summary>
 public sealed class DeliveryModel(DeliveryOverview overview, DeliveryRouting routing) : DashboardPage
 {
-    public static readonly string[] Statuses = [OutboxStore.StatusQueued, OutboxStore.StatusSending, OutboxStore.StatusSent, OutboxStore.StatusFailed];
+    public static readonly string[] Statuses = [OutboxStore.StatusQueued, OutboxStore.StatusSending, OutboxStore.StatusSent, OutboxStore.StatusDelivered, OutboxStore.StatusUndelivered, OutboxStore.StatusFailed];
 
     public IReadOnlyList<(string Channel, string? Provider)> Providers { get; private set; } = [];
 
