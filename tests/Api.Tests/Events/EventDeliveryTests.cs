@@ -208,6 +208,7 @@ public sealed class EventDeliveryTests(EventServers servers) : IClassFixture<Eve
         }
 
         // Then no event row exists for it (while its audit records do)
+        await server.ChainAuditAsync();
         Assert.Equal(0, await server.CountAsync("SELECT COUNT(*) FROM events WHERE application_id = @appId", new { appId }));
         Assert.Equal(3, await server.CountAsync("SELECT COUNT(*) FROM audit_log WHERE application_id = @appId AND event IN ('challenge.send', 'verification')", new { appId }));
 
@@ -299,6 +300,7 @@ public sealed class EventDeliveryTests(EventServers servers) : IClassFixture<Eve
         }
 
         // And every change is an operator.action audit record saying what changed, never the secret
+        await server.ChainAuditAsync();
         await using var connection = await server.OpenDatabaseAsync();
         var records = (await connection.QueryAsync<(string Outcome, string Detail)>(
             "SELECT outcome, detail FROM audit_log WHERE application_id = @appId AND event = 'operator.action' ORDER BY seq", new { appId })).ToList();
@@ -372,6 +374,7 @@ public sealed class EventEndpointCommandTests(EventServers servers) : IClassFixt
         Assert.DoesNotContain("secret", get.Stdout, StringComparison.Ordinal);
         Assert.Contains("https://hooks.example.com/cli", get.Stdout, StringComparison.Ordinal);
 
+        await server.ChainAuditAsync();
         await using var c = await server.OpenDatabaseAsync();
         var details = (await c.QueryAsync<(string Outcome, string Detail)>(
             "SELECT outcome, detail FROM audit_log WHERE application_id = @appId AND event = 'operator.action' ORDER BY seq", new { appId })).ToList();

@@ -112,7 +112,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
     public async Task A_lone_surrogate_escape_is_a_400_naming_the_field_on_every_v1_post_and_admin_create_and_patch()
     {
         var body = """{"user":"\ud800","type":"EMAIL","name":"\udfff","mode":"\ud800x"}""";
-        foreach (var (method, path) in Routes().Where(r => r.Method is "POST" or "PATCH"))
+        // (not the Twilio status callback: like a key on the other routes, its signature is checked before the body is read,
+        // and this body carries none: 403 invalid_signature, see DeliveryReceiptTests)
+        foreach (var (method, path) in Routes().Where(r => r.Method is "POST" or "PATCH" && r.Path != "/v1/providers/twilio/status"))
         {
             using var client = Server.NewClient(path.StartsWith("/admin/", StringComparison.Ordinal) ? Server.OperatorToken : Server.TestKey);
             using var response = await client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path)
