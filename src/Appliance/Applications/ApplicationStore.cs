@@ -34,7 +34,7 @@ public sealed class ApplicationStore(Database db, TimeProvider time)
         return rows.Select(r => r.ToApplication()).ToList();
     }
 
-    public async Task<Application?> FindAsync(string id, CancellationToken ct = default)
+    private async Task<Application?> FindAsync(string id, CancellationToken ct = default)
     {
         var row = await db.WithConnectionAsync(c => c.QuerySingleOrDefaultAsync<Row>(
             $"SELECT {Row.Columns} FROM applications WHERE id = @id", new { id }), ct);

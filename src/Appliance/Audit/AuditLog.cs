@@ -435,12 +435,9 @@ public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time,
     [LoggerMessage(EventId = 4202, Level = LogLevel.Warning, Message = "Audit records are not chained yet: {Reason}")]
     internal static partial void LogChainFailed(ILogger logger, string reason);
 
-    private sealed class PendingRow
+    /// <summary>The columns a record has before and after it is chained.</summary>
+    private abstract class RecordColumns
     {
-        public const string Columns = "at, event, actor, application_id AS ApplicationId, mode, subject, outcome, detail";
-
-        public long Id { get; init; }
-
         public long At { get; init; }
 
         public string Event { get; init; } = "";
@@ -457,8 +454,18 @@ public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time,
 
         public string Detail { get; init; } = "";
 
-        public AuditRecord Record(long seq) =>
-            new(seq, DateTimeOffset.FromUnixTimeMilliseconds(At), Event, Actor, ApplicationId, Mode, Subject, Outcome, Detail, 0, []);
+        protected AuditRecord ToRecord(long seq, int keyVersion, byte[] mac) =>
+            new(seq, DateTimeOffset.FromUnixTimeMilliseconds(At), Event, Actor, ApplicationId, Mode, Subject, Outcome, Detail, keyVersion, mac);
+    }
+
+    private sealed class PendingRow : RecordColumns
+    {
+        public const string Columns = "at, event, actor, application_id AS ApplicationId, mode, subject, outcome, detail";
+
+        public long Id { get; init; }
+
+        /// <summary>The record as it will be chained at <paramref name="seq"/> (no MAC yet).</summary>
+        public AuditRecord Record(long seq) => ToRecord(seq, 0, []);
     }
 
     private sealed class HeadRow
@@ -468,33 +475,17 @@ public sealed partial class AuditLog(Database db, HsmMac mac, TimeProvider time,
         public byte[]? LastMac { get; init; }
     }
 
-    private sealed class Row
+    private sealed class Row : RecordColumns
     {
         public const string Columns =
             "seq, at, event, actor, application_id AS ApplicationId, mode, subject, outcome, detail, key_version AS KeyVersion, mac";
 
         public long Seq { get; init; }
 
-        public long At { get; init; }
-
-        public string Event { get; init; } = "";
-
-        public string Actor { get; init; } = "";
-
-        public string? ApplicationId { get; init; }
-
-        public string? Mode { get; init; }
-
-        public string? Subject { get; init; }
-
-        public string Outcome { get; init; } = "";
-
-        public string Detail { get; init; } = "";
-
         public int KeyVersion { get; init; }
 
         public byte[] Mac { get; init; } = [];
 
-        public AuditRecord Record => new(Seq, DateTimeOffset.FromUnixTimeMilliseconds(At), Event, Actor, ApplicationId, Mode, Subject, Outcome, Detail, KeyVersion, Mac);
+        public AuditRecord Record => ToRecord(Seq, KeyVersion, Mac);
     }
 }
