@@ -1,5 +1,6 @@
 using DevRift.Hsm.Appliance.Applications;
 using DevRift.Hsm.Appliance.Storage;
+using DevRift.Hsm.Appliance.Users;
 using DevRift.Hsm.Crypto;
 
 namespace DevRift.Hsm.Appliance;
@@ -16,7 +17,7 @@ public sealed record InitResult(IReadOnlyList<string> KeysCreated, Application? 
 /// application (enterprise plan) with a test key and an operator token, returned once.
 /// </summary>
 public sealed class ApplianceInitializer(HsmConnection hsm, Database db, ApplicationStore applications, ApiKeys keys, OperatorTokens operators,
-    Microsoft.Extensions.Options.IOptions<StorageOptions> storage)
+    Identities identities, Microsoft.Extensions.Options.IOptions<StorageOptions> storage)
 {
     /// <summary>
     /// Creates what is missing. A token that already holds every key meeting a database <c>init</c> never set up is
@@ -46,6 +47,7 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
 
         var created = hsm.InitializeKeys();
         db.Migrate();
+        await identities.BackfillAsync(ct);
         if (!createDemo || (await applications.ListAsync(ct)).Count > 0 || await operators.AnyAsync(ct))
         {
             var recovery = newOperatorToken ? await operators.CreateTokenAsync("recovery (init)", ct) : null;
@@ -76,6 +78,7 @@ public sealed class ApplianceInitializer(HsmConnection hsm, Database db, Applica
 
         CheckInitialised();
         db.Migrate();
+        identities.BackfillAsync().GetAwaiter().GetResult();
     }
 
     /// <summary>

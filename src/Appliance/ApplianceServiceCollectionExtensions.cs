@@ -8,6 +8,7 @@ using DevRift.Hsm.Appliance.Hsm;
 using DevRift.Hsm.Appliance.Outbox;
 using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Storage;
+using DevRift.Hsm.Appliance.Users;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -44,6 +45,7 @@ public static class ApplianceServiceCollectionExtensions
         services.AddSingleton<Fraud.FraudGuard>();
         services.AddSingleton<ChallengeService>();
         services.AddSingleton<ApplianceMetrics>();
+        services.AddSingleton<Identities>();
         services.AddSingleton<Lockouts>();
         services.AddSingleton<TotpFactors>();
         services.AddSingleton<Verify.VerificationPipeline>();

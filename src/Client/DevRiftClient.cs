@@ -109,6 +109,7 @@ public partial class DevRiftClient : IDisposable
             ["locale"] = request.Locale,
             ["transaction"] = request.Transaction,
             ["client_ip"] = Wire(request.ClientIp),
+            ["user_id"] = request.UserId,
         };
         // One key per logical send, fixed before the first attempt: every retry carries the same one.
         var idempotencyKey = request.IdempotencyKey ?? Guid.NewGuid().ToString("N");
@@ -153,6 +154,7 @@ public partial class DevRiftClient : IDisposable
             ["credential"] = request.Credential,
             ["transaction"] = request.Transaction,
             ["client_ip"] = Wire(request.ClientIp),
+            ["user_id"] = request.UserId,
         };
         return SendAsync<Verification>(HttpMethod.Post, "v1/mfa/verify", body, null, cancellationToken);
     }
@@ -176,6 +178,18 @@ public partial class DevRiftClient : IDisposable
     public virtual Task<AppEnrollment> EnrollAppAsync(string user, CancellationToken cancellationToken = default) =>
         SendAsync<AppEnrollment>(HttpMethod.Post, "v1/mfa/app", new Dictionary<string, object?> { ["user"] = User(user) }, null, cancellationToken);
 
+    /// <summary>Starts authenticator-app enrolment for the end user you know as <paramref name="userId"/> (<c>user_id</c>).</summary>
+    /// <param name="user">The user's contact.</param>
+    /// <param name="userId">Your own identifier of the user: it names the identity, so the app verifies with any of the user's contacts and this id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The QR code, otpauth URI and secret; confirm with a <see cref="VerificationType.App"/> verify.</returns>
+    /// <exception cref="DevRiftException">409 <c>identity_conflict</c> when the contact belongs to another user_id; 400 <c>invalid_user_id</c>.</exception>
+    public virtual Task<AppEnrollment> EnrollAppAsync(string user, string userId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(userId);
+        return SendAsync<AppEnrollment>(HttpMethod.Post, "v1/mfa/app", new Dictionary<string, object?> { ["user"] = User(user), ["user_id"] = userId }, null, cancellationToken);
+    }
+
     /// <summary>Removes the user's authenticator-app factor and clears their lockout (<c>DELETE /v1/mfa/app</c>).</summary>
     /// <param name="user">The user.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -197,6 +211,7 @@ public partial class DevRiftClient : IDisposable
             ["user"] = User(request.User),
             ["type"] = request.Type.ToString().ToUpperInvariant(),
             ["locale"] = request.Locale,
+            ["user_id"] = request.UserId,
         };
         return SendAsync<BackupCodeSet>(HttpMethod.Post, "v1/mfa/backup", body, null, cancellationToken);
     }

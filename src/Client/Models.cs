@@ -65,6 +65,13 @@ public sealed class SendCodeRequest
     /// <summary>The channel.</summary>
     public required DeliveryChannel Type { get; init; }
 
+    /// <summary>
+    /// Your own identifier of the end user (<c>user_id</c>; 1 to 128 printable ASCII characters, no spaces), or null.
+    /// It names the identity that owns the user's factors, so the user verifies with any of their contacts; a contact
+    /// that belongs to another <c>user_id</c> is refused (409 <c>identity_conflict</c>).
+    /// </summary>
+    public string? UserId { get; init; }
+
     /// <summary>The message's language (<c>en</c>, <c>fr</c> …); the application's default when null.</summary>
     public string? Locale { get; init; }
 
@@ -115,6 +122,13 @@ public sealed class VerifyRequest
     /// <summary>What to check.</summary>
     public required VerificationType Type { get; init; }
 
+    /// <summary>
+    /// Your own identifier of the end user (<c>user_id</c>; 1 to 128 printable ASCII characters, no spaces), or null.
+    /// It names the identity that owns the user's factors, so the user verifies with any of their contacts; a contact
+    /// that belongs to another <c>user_id</c> is refused (409 <c>identity_conflict</c>).
+    /// </summary>
+    public string? UserId { get; init; }
+
     /// <summary>The code the user typed (every type but <see cref="VerificationType.Key"/>).</summary>
     public string? Code { get; init; }
 
@@ -143,6 +157,13 @@ public sealed class GenerateBackupCodesRequest
 
     /// <summary>Where the codes go.</summary>
     public required BackupDelivery Type { get; init; }
+
+    /// <summary>
+    /// Your own identifier of the end user (<c>user_id</c>; 1 to 128 printable ASCII characters, no spaces), or null.
+    /// It names the identity that owns the user's factors, so the user verifies with any of their contacts; a contact
+    /// that belongs to another <c>user_id</c> is refused (409 <c>identity_conflict</c>).
+    /// </summary>
+    public string? UserId { get; init; }
 
     /// <summary>The message's language; the application's default when null.</summary>
     public string? Locale { get; init; }

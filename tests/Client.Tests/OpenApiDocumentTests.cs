@@ -93,7 +93,7 @@ public sealed class OpenApiDocumentTests(ApplianceFixture fixture) : IClassFixtu
         Assert.Equal("integer", challenge.GetProperty("attempts_remaining").GetProperty("type").GetString());
         Assert.False(challenge.GetProperty("attempts_remaining").TryGetProperty("pattern", out _));
         var documentedCodes = schemas.GetProperty("Problem").GetProperty("properties").GetProperty("code").GetProperty("enum").EnumerateArray().Select(c => c.GetString()).ToHashSet();
-        Assert.Equal(31, documentedCodes.Count);
+        Assert.Equal(33, documentedCodes.Count);
         Assert.Contains("invalid_signature", documentedCodes);
         Assert.Contains("channel_not_configured", documentedCodes);
         Assert.Contains("transaction_mismatch", documentedCodes);

@@ -93,6 +93,28 @@ public sealed class OperationTests(ApplianceFixture fixture) : IClassFixture<App
     }
 
     [Fact]
+    public async Task A_user_id_names_the_user_across_contacts_and_another_user_id_is_a_conflict()
+    {
+        using var client = fixture.NewClient();
+        var (work, home) = (TestUsers.NewEmail("work"), TestUsers.NewEmail("home"));
+        var userId = "cust-" + Guid.NewGuid().ToString("N")[..8];
+
+        var enrollment = await client.EnrollAppAsync(work, userId);
+        var totp = new Totp(Base32Encoding.ToBytes(enrollment.Secret));
+        await client.VerifyCodeAsync(work, VerificationType.App, totp.ComputeTotp(fixture.Server.Clock!.GetUtcNow().UtcDateTime));
+        fixture.Server.Clock.Advance(TimeSpan.FromSeconds(30));
+
+        var verification = await client.VerifyAsync(new VerifyRequest
+        {
+            User = home, UserId = userId, Type = VerificationType.App, Code = totp.ComputeTotp(fixture.Server.Clock.GetUtcNow().UtcDateTime),
+        });
+        Assert.Equal(("APP", home), (verification.Type, verification.User));
+
+        var conflict = await Assert.ThrowsAsync<DevRiftException>(() => client.SendCodeAsync(new SendCodeRequest { User = work, UserId = "other-" + userId, Type = DeliveryChannel.Email }));
+        Assert.Equal((System.Net.HttpStatusCode.Conflict, "identity_conflict", "user_id"), (conflict.Status, conflict.Code, conflict.Param));
+    }
+
+    [Fact]
     public async Task Backup_codes_are_delivered_counted_and_one_verifies()
     {
         using var client = fixture.NewClient();

@@ -23,27 +23,29 @@ public sealed record QueryParameter(string Name, string Description, bool Requir
 public static class OperationContracts
 {
     private const string UserCodes = "invalid_user invalid_email invalid_phone_number";
+    private const string IdentityCodes = "invalid_user_id identity_conflict";
     private static readonly QueryParameter s_user = new("user", "The end user: an email address, an E.164 phone number, or email:phone.", true, Example: "ada@example.com");
+    private static readonly QueryParameter s_userId = new("user_id", "Optional: the integrator's own name for the end user; it names the identity whose factors are read.", false, Example: "cust-42");
 
     public static readonly IReadOnlyDictionary<string, OperationContract> ByRoute = new Dictionary<string, OperationContract>(StringComparer.Ordinal)
     {
-        ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked idempotency_key_reused rate_limited channel_not_configured"),
+        ["POST /v1/mfa"] = new("SendCodeRequest", Codes(UserCodes, IdentityCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked idempotency_key_reused rate_limited channel_not_configured"),
             Example: """{"user":"ada@example.com","type":"EMAIL","locale":"en","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd","reference":"INV-1"}}""", Idempotent: true),
         ["GET /v1/mfa/{id}"] = new(null, Codes("not_found")),
-        ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled transaction_mismatch method_disabled plan_required too_many_attempts"),
+        ["POST /v1/mfa/verify"] = new("VerifyRequest", Codes(UserCodes, IdentityCodes, "invalid_type invalid_code_format invalid_code code_expired no_pending_challenge not_enrolled transaction_mismatch method_disabled plan_required too_many_attempts"),
             Example: """{"user":"ada@example.com","type":"EMAIL","code":"123456"}"""),
         ["GET /v1/test/messages"] = new(null, Codes(UserCodes, "live_mode_forbidden"), [s_user]),
-        ["POST /v1/mfa/app"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}"""),
-        ["DELETE /v1/mfa/app"] = new(null, Codes(UserCodes), [s_user]),
-        ["POST /v1/mfa/backup"] = new("BackupCodesRequest", Codes(UserCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked rate_limited channel_not_configured"),
+        ["POST /v1/mfa/app"] = new("UserRequest", Codes(UserCodes, IdentityCodes, "method_disabled"), Example: """{"user":"ada@example.com"}"""),
+        ["DELETE /v1/mfa/app"] = new(null, Codes(UserCodes, IdentityCodes), [s_user, s_userId]),
+        ["POST /v1/mfa/backup"] = new("BackupCodesRequest", Codes(UserCodes, IdentityCodes, "invalid_type method_disabled plan_required country_not_allowed destination_blocked rate_limited channel_not_configured"),
             Example: """{"user":"ada@example.com","type":"EMAIL"}"""),
-        ["GET /v1/mfa/factors"] = new(null, Codes(UserCodes), [s_user]),
-        ["POST /v1/mfa/keys/registration/options"] = new("UserRequest", Codes(UserCodes, "method_disabled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
-        ["POST /v1/mfa/keys/registration"] = new("SecurityKeyRegistrationRequest", Codes(UserCodes, "method_disabled no_pending_challenge code_expired"),
+        ["GET /v1/mfa/factors"] = new(null, Codes(UserCodes, IdentityCodes), [s_user, s_userId]),
+        ["POST /v1/mfa/keys/registration/options"] = new("UserRequest", Codes(UserCodes, IdentityCodes, "method_disabled"), Example: """{"user":"ada@example.com"}""", Success: "WebAuthnOptions"),
+        ["POST /v1/mfa/keys/registration"] = new("SecurityKeyRegistrationRequest", Codes(UserCodes, IdentityCodes, "method_disabled no_pending_challenge code_expired"),
             Example: """{"user":"ada@example.com","credential":{"id":"…","rawId":"…","type":"public-key","response":{"clientDataJSON":"…","attestationObject":"…"}}}"""),
-        ["POST /v1/mfa/keys/assertion/options"] = new("AssertionOptionsRequest", Codes(UserCodes, "method_disabled not_enrolled"),
+        ["POST /v1/mfa/keys/assertion/options"] = new("AssertionOptionsRequest", Codes(UserCodes, IdentityCodes, "method_disabled not_enrolled"),
             Example: """{"user":"ada@example.com","transaction":{"amount":"12.34","currency":"EUR","payee":"ACME Ltd"}}""", Success: "WebAuthnOptions"),
-        ["GET /v1/mfa/keys"] = new(null, Codes(UserCodes), [s_user]),
+        ["GET /v1/mfa/keys"] = new(null, Codes(UserCodes, IdentityCodes), [s_user, s_userId]),
         ["DELETE /v1/mfa/keys/{id}"] = new(null, Codes("not_found")),
 
         ["GET /admin/v1/applications"] = new(null, [], OperationId: "ListApplications"),

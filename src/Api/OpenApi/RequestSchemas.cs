@@ -8,6 +8,10 @@ public static class RequestSchemas
 {
     private const string UserDescription = "The end user: an email address, an E.164 phone number (+ then up to 15 digits), or email:phone for DUAL.";
 
+    private const string UserIdDescription = "Optional: the integrator's own name for the end user (1 to 128 printable ASCII characters, no spaces). "
+        + "It names the identity that owns the user's factors and backup codes; a request that creates factors links the contact in user to it. "
+        + "Two different user_ids are never merged (409 identity_conflict).";
+
     public static IEnumerable<(string Name, OpenApiSchema Schema)> All()
     {
         yield return ("Problem", Object(
@@ -21,6 +25,7 @@ public static class RequestSchemas
             ("retry_after", Integer("Seconds to wait (also sent as Retry-After)."), false)));
         yield return ("SendCodeRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false),
             ("type", Enum("The channel; DUAL sends one code by email and SMS (enterprise plan).", ["EMAIL", "SMS", "WHATSAPP", "CALL", "DUAL"]), true),
             ("locale", Text("The message's language, e.g. en or fr (the application's default otherwise).", example: "en"), false),
             ("transaction", Reference("Transaction", "A payment to bind the code to (PSD2 dynamic linking): the message names its amount and payee, and verify must present it."), false),
@@ -33,22 +38,28 @@ public static class RequestSchemas
             ("reference", Text("Optional: the payment's reference, at most 140 characters, same rules as payee.", example: "INV-1"), false)));
         yield return ("AssertionOptionsRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false),
             ("transaction", Reference("Transaction", "A payment to bind the assertion to: the WebAuthn challenge is derived from it, and verify with Type=KEY must present it."), false)));
         yield return ("VerifyRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false),
             ("type", Enum("What to check: PHONE covers SMS, WHATSAPP and CALL codes.", ["EMAIL", "PHONE", "APP", "DUAL", "BACKUP", "KEY"]), true),
             ("code", Text("The code the user typed (all types but KEY).", example: "123456"), false),
             ("credential", WebAuthnJson("For KEY: the WebAuthn assertion response (JSON; JSON text in a form body)."), false),
             ("transaction", Reference("Transaction", "The payment being approved: required, and exactly the same, when the code or assertion options were issued for one "
                 + "(else 401 transaction_mismatch); for APP and BACKUP, recorded in the audit log and echoed."), false),
             ("client_ip", ClientIp("With lockout_profile source_aware, failed APP, BACKUP and KEY checks are throttled per API key and client_ip (IPv6 by /64) instead of per API key and user."), false)));
-        yield return ("UserRequest", Object(("user", Text(UserDescription, example: "ada@example.com"), true)));
+        yield return ("UserRequest", Object(
+            ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false)));
         yield return ("BackupCodesRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false),
             ("type", Enum("Where the codes are delivered.", ["EMAIL", "SMS", "DUAL"]), true),
             ("locale", Text("The message's language.", example: "en"), false)));
         yield return ("SecurityKeyRegistrationRequest", Object(
             ("user", Text(UserDescription, example: "ada@example.com"), true),
+            ("user_id", Text(UserIdDescription, example: "cust-42"), false),
             ("credential", WebAuthnJson("The WebAuthn attestation response (JSON; JSON text in a form body)."), true)));
         yield return ("WebAuthnOptions", new OpenApiSchema
         {

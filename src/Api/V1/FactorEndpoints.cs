@@ -5,6 +5,7 @@ using DevRift.Hsm.Appliance.Factors;
 using DevRift.Hsm.Appliance.SecurityKeys;
 using DevRift.Hsm.Appliance.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 
 namespace DevRift.Hsm.Api.V1;
 
@@ -32,9 +33,9 @@ public static class FactorEndpoints
         v1.MapPost("/mfa/app", EnrollAsync)
             .WithName("EnrollApp")
             .WithSummary("Start authenticator-app enrolment: the seed is returned once as a QR code, otpauth URI and base32 secret");
-        v1.MapDelete("/mfa/app", async (HttpContext http, TotpFactors apps, string? user) =>
+        v1.MapDelete("/mfa/app", async (HttpContext http, TotpFactors apps, string? user, [FromQuery(Name = "user_id")] string? userId) =>
         {
-            await apps.RemoveAsync(http.Caller(), Required(user), http.RequestAborted);
+            await apps.RemoveAsync(http.Caller(), Required(user), userId, http.RequestAborted);
             return TypedResults.NoContent();
         }).WithName("RemoveApp").WithSummary("Remove the user's authenticator-app factor (and clear their lockout)");
         v1.MapPost("/mfa/backup", GenerateBackupAsync)
@@ -49,7 +50,7 @@ public static class FactorEndpoints
     private static async Task<Ok<AppEnrollmentResponse>> EnrollAsync(HttpContext http, TotpFactors apps)
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
-        var e = await apps.EnrollAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), http.RequestAborted);
+        var e = await apps.EnrollAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.UserId, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
         http.Response.Headers.Pragma = "no-cache";
         return TypedResults.Ok(new AppEnrollmentResponse("app_enrollment", e.Id, e.User, e.Status, Convert.ToBase64String(e.QrPng),
@@ -60,21 +61,22 @@ public static class FactorEndpoints
     {
         var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
         var set = await backups.GenerateAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
-            body.Locale, http.RequestAborted);
+            body.Locale, body.UserId, http.RequestAborted);
         return TypedResults.Accepted((string?)null, new BackupSetResponse("backup_set", set.Id, set.User, set.Count, set.Length, set.Destinations,
             set.CreatedAt.UtcDateTime, set.LiveMode));
     }
 
     private static async Task<Ok<FactorsResponse>> FactorsAsync(HttpContext http, TotpFactors apps, SecurityKeyService keys, BackupCodes backups, Lockouts lockouts,
-        string? user)
+        Identities identities, string? user, [FromQuery(Name = "user_id")] string? userId)
     {
         var caller = http.Caller();
-        var key = MfaUser.Parse(Required(user)).Key;
+        var parsed = MfaUser.Parse(Required(user)).WithUserId(userId);
+        var key = await identities.KeyAsync(caller, parsed, http.RequestAborted);
         var app = await apps.StateAsync(caller, key, http.RequestAborted);
-        var securityKeys = await keys.ListAsync(caller, key, http.RequestAborted);
+        var securityKeys = await keys.ListAsync(caller, key, parsed.Key, http.RequestAborted);
         var backup = await backups.StateAsync(caller, key, http.RequestAborted);
         var lockout = await lockouts.StateAsync(caller, key, http.RequestAborted);
-        return TypedResults.Ok(new FactorsResponse("factors", key,
+        return TypedResults.Ok(new FactorsResponse("factors", parsed.Key,
             new AppFactorResponse(app?.Status ?? "none", app?.CreatedAt.UtcDateTime, app?.ConfirmedAt?.UtcDateTime),
             securityKeys.Select(k => SecurityKeyResponse.From(k, caller.LiveMode)).ToList(),
             new BackupFactorResponse(backup?.Remaining ?? 0, backup?.Total ?? 0, backup?.CreatedAt.UtcDateTime),

@@ -44,7 +44,7 @@ public static class MfaEndpoints
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var idempotencyKey = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } k ? k : null;
         var view = await challenges.SendAsync(http.CallerWithClientIp(body.ClientIp), body.Require("user", ErrorCode.InvalidUser), body.Require("type", ErrorCode.InvalidType),
-            body.Locale, idempotencyKey, body.Transaction, http.RequestAborted);
+            body.Locale, idempotencyKey, body.Transaction, body.UserId, http.RequestAborted);
         return TypedResults.Accepted($"/v1/mfa/{view.Id}", ChallengeResponse.From(view));
     }
 
@@ -58,7 +58,7 @@ public static class MfaEndpoints
         VerificationMetricsFilter.SetType(http, type.ToUpperInvariant());
         ApiAudit.SuccessIsAuditedWithTheChange(http);
         var request = new VerifyRequest(body.Require("user", ErrorCode.InvalidUser), type, body.Code,
-            VerifyMethods.KnownName(type) == "KEY" ? SecurityKeyEndpoints.CredentialOf(body) : null, body.Transaction);
+            VerifyMethods.KnownName(type) == "KEY" ? SecurityKeyEndpoints.CredentialOf(body) : null, body.Transaction, body.UserId);
         var verification = await pipeline.VerifyAsync(http.CallerWithClientIp(body.ClientIp), request, http.RequestAborted);
         http.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(VerificationResponse.From(verification));

@@ -37,6 +37,9 @@ public sealed partial class RequestBody
 
     public string? Locale => Get("locale");
 
+    /// <summary>The integrator's own name for the end user (<c>user_id</c>; <c>User_Id=</c> in the comma form), when given.</summary>
+    public string? UserId => Get("user_id");
+
     /// <summary>The end user's IP address: <c>client_ip</c> (JSON and forms) or <c>Client-Ip</c> (the documented comma form).</summary>
     public string? ClientIp => Get("client_ip") is { } ip
         ? Get("client-ip") is null ? ip : throw new MfaException(ErrorCode.InvalidRequest, "give client_ip once (client_ip or Client-Ip)", "client_ip")

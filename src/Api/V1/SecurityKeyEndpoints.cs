@@ -6,6 +6,7 @@ using DevRift.Hsm.Appliance.Users;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 
 namespace DevRift.Hsm.Api.V1;
 
@@ -28,24 +29,25 @@ public static class SecurityKeyEndpoints
         v1.MapPost("/mfa/keys/registration/options", async (HttpContext http, SecurityKeyService keys) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
-            return Json(http, await keys.RegistrationOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), http.RequestAborted));
+            return Json(http, await keys.RegistrationOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.UserId, http.RequestAborted));
         }).WithName("SecurityKeyRegistrationOptions").WithSummary("Start security-key registration: WebAuthn creation options");
         v1.MapPost("/mfa/keys/registration", async (HttpContext http, SecurityKeyService keys) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var caller = http.Caller();
-            var key = await keys.RegisterAsync(caller, body.Require("user", ErrorCode.InvalidUser), CredentialOf(body), http.RequestAborted);
+            var key = await keys.RegisterAsync(caller, body.Require("user", ErrorCode.InvalidUser), CredentialOf(body), body.UserId, http.RequestAborted);
             return TypedResults.Created($"/v1/mfa/keys/{key.Id}", SecurityKeyResponse.From(key, caller.LiveMode));
         }).WithName("SecurityKeyRegistration").WithSummary("Finish registration with the attestation response as 'credential'");
         v1.MapPost("/mfa/keys/assertion/options", async (HttpContext http, SecurityKeyService keys) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
-            return Json(http, await keys.AssertionOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Transaction, http.RequestAborted));
+            return Json(http, await keys.AssertionOptionsAsync(http.Caller(), body.Require("user", ErrorCode.InvalidUser), body.Transaction, body.UserId, http.RequestAborted));
         }).WithName("SecurityKeyAssertionOptions").WithSummary("Start a security-key check: WebAuthn request options (bound to the transaction, when one is given); then verify with Type=KEY");
-        v1.MapGet("/mfa/keys", async (HttpContext http, SecurityKeyService keys, string? user) =>
+        v1.MapGet("/mfa/keys", async (HttpContext http, SecurityKeyService keys, Identities identities, string? user, [FromQuery(Name = "user_id")] string? userId) =>
         {
             var caller = http.Caller();
-            var list = await keys.ListAsync(caller, MfaUser.Parse(FactorEndpoints.Required(user)).Key, http.RequestAborted);
+            var parsed = MfaUser.Parse(FactorEndpoints.Required(user)).WithUserId(userId);
+            var list = await keys.ListAsync(caller, await identities.KeyAsync(caller, parsed, http.RequestAborted), parsed.Key, http.RequestAborted);
             return TypedResults.Ok(ListResponse.Of(list.Select(k => SecurityKeyResponse.From(k, caller.LiveMode)).ToList()));
         }).WithName("ListSecurityKeys").WithSummary("List a user's security keys");
         v1.MapDelete("/mfa/keys/{id}", async (HttpContext http, SecurityKeyService keys, string id) =>

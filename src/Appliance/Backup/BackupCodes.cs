@@ -31,12 +31,16 @@ public sealed record BackupState(int Remaining, int Total, DateTimeOffset Create
 /// announced to the user with the count left.
 /// </summary>
 public sealed class BackupCodes(
-    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, AuditLog audit, FraudGuard fraudGuard, TimeProvider time)
+    Database db, HsmRandom random, LookupVerifiers verifiers, OutboxStore outbox, DeliveryRouting routing, Lockouts lockouts, Identities identities, AuditLog audit, FraudGuard fraudGuard, TimeProvider time)
 {
     private const string Purpose = "backup_code";
     private static readonly string[] s_types = ["EMAIL", "SMS", "DUAL"];
 
-    public async Task<BackupSet> GenerateAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, CancellationToken ct = default)
+    /// <summary>
+    /// A new set for the user's identity (a DUAL set links the email and the phone into one identity, so either
+    /// verifies its codes; <paramref name="userId"/> names the identity when given).
+    /// </summary>
+    public async Task<BackupSet> GenerateAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? userId = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var settings = caller.Application.Settings;
@@ -62,6 +66,7 @@ public sealed class BackupCodes(
             "SMS" => MfaUser.ParsePhone(userValue ?? ""),
             _ => MfaUser.ParseDual(userValue),
         };
+        user = user.WithUserId(userId);
         var destinations = new List<(string Channel, string To)>();
         if (user.Email is not null)
         {
@@ -84,8 +89,12 @@ public sealed class BackupCodes(
         var resolvedLocale = MessageTemplates.ResolveLocale(locale);
         var now = time.GetUtcNow();
         var setId = Ids.New("bks_");
+
+        // Each verifier is bound to its set (stored as the code's owner), not to the user: the identity the set
+        // belongs to is decided in the transaction, and may later merge with another without its codes changing.
+        var owner = setId;
         var codes = new List<string>(settings.BackupCodeCount);
-        var rows = new List<object>(settings.BackupCodeCount);
+        var rows = new List<(string id, string setId, string app, string mode, string owner, byte[] verifier, int version)>(settings.BackupCodeCount);
         try
         {
             var bytesPerCode = ((settings.BackupCodeLength * 5) + 7) / 8;
@@ -96,12 +105,8 @@ public sealed class BackupCodes(
                 {
                     var code = BackupCodeFormat.FromRandom(entropy.AsSpan(i * bytesPerCode, bytesPerCode), settings.BackupCodeLength);
                     codes.Add(code);
-                    var mac = verifiers.Compute(Purpose, Owner(caller, user.Key), code);
-                    rows.Add(new
-                    {
-                        id = Ids.New("bkc_"), setId, app = caller.Application.Id, mode = caller.Mode, user = user.Key,
-                        verifier = mac.Mac, version = mac.Version,
-                    });
+                    var mac = verifiers.Compute(Purpose, Owner(caller, owner), code);
+                    rows.Add((Ids.New("bkc_"), setId, caller.Application.Id, caller.Mode, owner, mac.Mac, mac.Version));
                 }
             }
             finally
@@ -118,15 +123,16 @@ public sealed class BackupCodes(
 
             await db.InTransactionAsync(async (c, tx) =>
             {
-                var key = new { app = caller.Application.Id, mode = caller.Mode, user = user.Key, now = now.ToUnixTimeMilliseconds() };
+                var identity = await identities.LinkAsync(c, tx, caller, user);
+                var key = new { app = caller.Application.Id, mode = caller.Mode, user = identity, now = now.ToUnixTimeMilliseconds() };
                 await c.ExecuteAsync("DELETE FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user", key, tx);
                 await c.ExecuteAsync("UPDATE backup_sets SET revoked_at = @now WHERE application_id = @app AND mode = @mode AND user_key = @user AND revoked_at IS NULL", key, tx);
                 await c.ExecuteAsync(
                     "INSERT INTO backup_sets (id, application_id, mode, user_key, email, phone, count, created_at) VALUES (@setId, @app, @mode, @user, @email, @phone, @count, @now)",
                     new { setId, key.app, key.mode, key.user, email = user.Email, phone = user.Phone, count = codes.Count, key.now }, tx);
                 await c.ExecuteAsync(
-                    "INSERT INTO backup_codes (id, set_id, application_id, mode, user_key, verifier, verifier_version) VALUES (@id, @setId, @app, @mode, @user, @verifier, @version)",
-                    rows, tx);
+                    "INSERT INTO backup_codes (id, set_id, application_id, mode, user_key, owner, verifier, verifier_version) VALUES (@id, @setId, @app, @mode, @user, @owner, @verifier, @version)",
+                    rows.Select(r => new { r.id, r.setId, r.app, r.mode, user = identity, r.owner, r.verifier, r.version }), tx);
                 await OutboxStore.InsertAsync(c, tx, caller.Application.Id, caller.Mode, null, messages, now, now + TimeSpan.FromDays(1));
                 return 0;
             }, ct);
@@ -153,7 +159,7 @@ public sealed class BackupCodes(
     /// The BACKUP check of the verification pipeline: on success the code is used up, the lockout cleared and
     /// <paramref name="record"/> appended to the audit log in one transaction; a wrong code counts toward the lockout.
     /// </summary>
-    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string owner, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(user);
@@ -161,19 +167,19 @@ public sealed class BackupCodes(
         // Used codes of the current set are candidates too: a code that was already used (a double submit, or the
         // loser of a race) is not a guess and must not count toward the lockout.
         var candidates = (await db.WithConnectionAsync(c => c.QueryAsync<CodeRow>(
-            "SELECT id, set_id AS SetId, verifier, verifier_version AS VerifierVersion, used_at AS UsedAt FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user",
-            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key }), ct)).ToList();
+            "SELECT id, set_id AS SetId, owner, verifier, verifier_version AS VerifierVersion, used_at AS UsedAt FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user",
+            new { app = caller.Application.Id, mode = caller.Mode, user = owner }), ct)).ToList();
         if (!candidates.Any(c => c.UsedAt is null))
         {
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no unused backup codes; generate a set with POST /v1/mfa/backup", "user");
         }
 
-        var owner = Owner(caller, user.Key);
+        // One MAC per owner the codes were bound to (their set; before identities, the user key) and key version.
         CodeRow? match = null;
-        foreach (var version in candidates.Select(c => c.VerifierVersion).Distinct())
+        foreach (var (issuedTo, version) in candidates.Select(c => (c.Owner ?? owner, c.VerifierVersion)).Distinct())
         {
-            var mac = verifiers.Compute(Purpose, owner, code, (int)version);
-            foreach (var candidate in candidates.Where(c => c.VerifierVersion == version))
+            var mac = verifiers.Compute(Purpose, Owner(caller, issuedTo), code, (int)version);
+            foreach (var candidate in candidates.Where(c => (c.Owner ?? owner) == issuedTo && c.VerifierVersion == version))
             {
                 // Compare with every row: no early exit on the match.
                 if (CryptographicOperations.FixedTimeEquals(mac, candidate.Verifier))
@@ -186,7 +192,7 @@ public sealed class BackupCodes(
         var now = time.GetUtcNow();
         if (match is null)
         {
-            var remaining = await lockouts.RecordFailureAsync(caller, user.Key, ct);
+            var remaining = await lockouts.RecordFailureAsync(caller, owner, user.Key, ct);
             throw new MfaException(ErrorCode.InvalidCode, "the backup code is not valid", "code") { AttemptsRemaining = remaining };
         }
 
@@ -208,7 +214,7 @@ public sealed class BackupCodes(
                 return -1;
             }
 
-            await lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+            await lockouts.RecordSuccessAsync(c, tx, caller, owner);
             if (record is not null)
             {
                 await audit.AppendAsync(c, tx, record);
@@ -286,6 +292,8 @@ public sealed class BackupCodes(
         public string Id { get; init; } = "";
 
         public string SetId { get; init; } = "";
+
+        public string? Owner { get; init; }
 
         public byte[] Verifier { get; init; } = [];
 

@@ -32,7 +32,7 @@ public sealed record Verification(string User, string Type, DateTimeOffset Verif
 /// challenge with one conditional update, so racing duplicates get exactly one success on any number of nodes.
 /// </summary>
 public sealed class ChallengeService(
-    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, AuditLog audit, FraudGuard fraudGuard, TimeProvider time)
+    Database db, OobCodes codes, HsmRandom random, OutboxStore outbox, DeliveryRouting routing, AuditLog audit, FraudGuard fraudGuard, Identities identities, TimeProvider time)
 {
     private const string Pending = "pending", Approved = "approved", Canceled = "canceled", Exhausted = "max_attempts_reached";
 
@@ -43,7 +43,16 @@ public sealed class ChallengeService(
     /// <paramref name="transactionInput"/> the codes are bound to that payment and the messages name its amount and payee.
     /// </summary>
     public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey,
-        TransactionInput? transactionInput = null, CancellationToken ct = default)
+        TransactionInput? transactionInput = null, CancellationToken ct = default) =>
+        await SendAsync(caller, userValue, typeValue, locale, idempotencyKey, transactionInput, null, ct);
+
+    /// <summary>
+    /// <see cref="SendAsync(ApiCaller, string?, string?, string?, string?, TransactionInput?, CancellationToken)"/>; a
+    /// DUAL send links its email and phone into one identity, and a <paramref name="userId"/> links the contact to the
+    /// identity it names, in the send's transaction.
+    /// </summary>
+    public async Task<ChallengeView> SendAsync(ApiCaller caller, string? userValue, string? typeValue, string? locale, string? idempotencyKey,
+        TransactionInput? transactionInput, string? userId, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var type = Channels.ParseSendType(typeValue);
@@ -64,6 +73,7 @@ public sealed class ChallengeService(
             Channels.Dual => MfaUser.ParseDual(userValue),
             _ => MfaUser.ParsePhone(userValue ?? ""),
         };
+        user = user.WithUserId(userId);
         var transaction = Transaction.Parse(transactionInput);
         if (idempotencyKey is { Length: > 255 })
         {
@@ -73,6 +83,10 @@ public sealed class ChallengeService(
         var resolvedLocale = MessageTemplates.ResolveLocale(locale);
         var family = Channels.Family(type);
         var fingerprint = transaction is null ? $"{user.Key}|{type}|{resolvedLocale}" : $"{user.Key}|{type}|{resolvedLocale}|{transaction.Canonical}";
+        if (user.UserId is not null)
+        {
+            fingerprint += $"|user_id={user.UserId}";
+        }
         if (idempotencyKey is not null && await FindIdempotentAsync(caller, idempotencyKey, fingerprint, ct) is { } earlier)
         {
             return earlier;
@@ -127,6 +141,11 @@ public sealed class ChallengeService(
                 foreach (var (_, to) in channels)
                 {
                     await CheckSendLimitsAsync(c, tx, caller, to, family, settings, now);
+                }
+
+                if (user.IsDual || user.UserId is not null)
+                {
+                    await identities.LinkAsync(c, tx, caller, user);
                 }
 
                 await c.ExecuteAsync(

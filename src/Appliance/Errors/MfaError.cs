@@ -39,6 +39,7 @@ public sealed class ErrorCode
     public static readonly ErrorCode InvalidEmail = new("invalid_email", ErrorKind.InvalidRequest, "Invalid email address");
     public static readonly ErrorCode InvalidType = new("invalid_type", ErrorKind.InvalidRequest, "Invalid type");
     public static readonly ErrorCode InvalidCodeFormat = new("invalid_code_format", ErrorKind.InvalidRequest, "Invalid code format");
+    public static readonly ErrorCode InvalidUserId = new("invalid_user_id", ErrorKind.InvalidRequest, "Invalid user id");
 
     public static readonly ErrorCode InvalidApiKey = new("invalid_api_key", ErrorKind.Unauthenticated, "Invalid API key");
     public static readonly ErrorCode ClientCertificateRequired = new("client_certificate_required", ErrorKind.Unauthenticated, "Client certificate required");
@@ -60,6 +61,7 @@ public sealed class ErrorCode
     public static readonly ErrorCode NotFound = new("not_found", ErrorKind.NotFound, "Not found");
     public static readonly ErrorCode IdempotencyKeyReused = new("idempotency_key_reused", ErrorKind.Conflict, "Idempotency key reused");
     public static readonly ErrorCode KeyInUse = new("key_in_use", ErrorKind.Conflict, "Key in use");
+    public static readonly ErrorCode IdentityConflict = new("identity_conflict", ErrorKind.Conflict, "Identity conflict");
 
     public static readonly ErrorCode PayloadTooLarge = new("payload_too_large", ErrorKind.PayloadTooLarge, "Payload too large");
     public static readonly ErrorCode UnsupportedMediaType = new("unsupported_media_type", ErrorKind.UnsupportedMediaType, "Unsupported media type");

@@ -74,7 +74,14 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
     }
 
     /// <summary>Records a failed check; returns how many failures remain before the next lock (strict) or source refusal.</summary>
-    public async Task<int> RecordFailureAsync(ApiCaller caller, string userKey, CancellationToken ct = default)
+    public Task<int> RecordFailureAsync(ApiCaller caller, string userKey, CancellationToken ct = default) =>
+        RecordFailureAsync(caller, userKey, userKey, ct);
+
+    /// <summary>
+    /// Records a failed check of the user whose factors are stored under <paramref name="userKey"/> (their identity);
+    /// a lock it engages is audited with <paramref name="subject"/>, the contact the integrator named.
+    /// </summary>
+    public async Task<int> RecordFailureAsync(ApiCaller caller, string userKey, string subject, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -87,8 +94,8 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
             // The user's row is the lock every failure of this user takes, whatever its source.
             var row = await c.QuerySingleAsync<Row>(SelectUser + db.Dialect.ForUpdate, key, tx);
             return IsSourceAware(caller)
-                ? await SourceAwareFailureAsync(c, tx, caller, userKey, row, now)
-                : await StrictFailureAsync(c, tx, caller, userKey, row, now);
+                ? await SourceAwareFailureAsync(c, tx, caller, userKey, subject, row, now)
+                : await StrictFailureAsync(c, tx, caller, userKey, subject, row, now);
         }, ct);
 
         // Counted once committed.
@@ -105,15 +112,15 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         return outcome.Remaining;
     }
 
-    private async Task<FailureOutcome> StrictFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now)
+    private async Task<FailureOutcome> StrictFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, string subject, Row row, long now)
     {
         var threshold = caller.Application.Settings.LockoutThreshold;
-        var engaged = await CountUserFailureAsync(c, tx, caller, userKey, row, now,
+        var engaged = await CountUserFailureAsync(c, tx, caller, userKey, subject, row, now,
             failures => failures % threshold == 0, failures => new JsonObject { ["consecutive_failures"] = failures });
         return new FailureOutcome(Remaining(row.Failures + 1, threshold), false, engaged);
     }
 
-    private async Task<FailureOutcome> SourceAwareFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now)
+    private async Task<FailureOutcome> SourceAwareFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, string subject, Row row, long now)
     {
         var settings = caller.Application.Settings;
         var key = Key(caller, userKey);
@@ -145,7 +152,7 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         var sourceBlocked = blocks > source.Blocks;
         if (sourceBlocked)
         {
-            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, "source_blocked",
+            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, subject, "source_blocked",
                 new JsonObject { ["level"] = "source", ["source"] = SourceName(caller), ["source_failures"] = sourceFailures, ["blocked_until"] = Utc(blockedUntil) }));
         }
 
@@ -153,7 +160,7 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         var distinct = await c.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM lockout_sources WHERE " + UserWhere + " AND failures > 0 AND last_failure_at >= @since",
             new { key.app, key.mode, key.userKey, since = Math.Max(now - windowMs, row.LockedUntil) }, tx);
-        var userLocked = await CountUserFailureAsync(c, tx, caller, userKey, row, now,
+        var userLocked = await CountUserFailureAsync(c, tx, caller, userKey, subject, row, now,
             failures => row.LockedUntil <= now && (distinct >= settings.UserLockoutSources || failures % settings.UserLockoutThreshold == 0),
             failures => new JsonObject { ["level"] = "user", ["source"] = SourceName(caller), ["consecutive_failures"] = failures, ["failing_sources"] = distinct });
 
@@ -165,7 +172,7 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
     /// says so for the new consecutive count, a hard lock at <c>hard_lock_threshold</c>. A lock engaging is audited in
     /// the same transaction, so it commits with the lock or not at all. True when one engaged.
     /// </summary>
-    private async Task<bool> CountUserFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, Row row, long now,
+    private async Task<bool> CountUserFailureAsync(DbConnection c, DbTransaction tx, ApiCaller caller, string userKey, string subject, Row row, long now,
         Func<long, bool> engage, Func<long, JsonObject> detail)
     {
         var settings = caller.Application.Settings;
@@ -185,7 +192,7 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
         {
             var record = detail(failures);
             record["locked_until"] = hard ? null : Utc(lockedUntil);
-            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, userKey, hard ? "hard_locked" : "locked", record));
+            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.LockoutEngaged, subject, hard ? "hard_locked" : "locked", record));
         }
 
         return engaged;

@@ -24,11 +24,12 @@ public sealed record AppFactorState(string Status, DateTimeOffset CreatedAt, Dat
 /// update, so duplicates racing on any number of nodes get one success. A pending enrolment becomes active on
 /// its first valid code; an active factor stays until a new one is confirmed.
 /// </summary>
-public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verifier, Lockouts lockouts, AuditLog audit, TimeProvider time)
+public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verifier, Lockouts lockouts, Identities identities, AuditLog audit, TimeProvider time)
 {
     public static readonly TimeSpan PendingLifetime = TimeSpan.FromMinutes(15);
 
-    public async Task<AppEnrollment> EnrollAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    /// <summary>Starts an enrolment for the user's identity (linked to <paramref name="userId"/> when given).</summary>
+    public async Task<AppEnrollment> EnrollAsync(ApiCaller caller, string? userValue, string? userId = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var settings = caller.Application.Settings;
@@ -37,7 +38,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             throw new MfaException(ErrorCode.MethodDisabled, "APP is not enabled in this application's settings", "type");
         }
 
-        var user = MfaUser.Parse(userValue);
+        var user = MfaUser.Parse(userValue).WithUserId(userId);
         var mode = OtpAuth.Mode(settings.TotpAlgorithm);
         var seed = vault.GenerateSeed(mode);
         string secret;
@@ -59,9 +60,10 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
         await db.InTransactionAsync(async (c, tx) =>
         {
             // A new enrolment replaces a pending one; an active factor stays until this one is confirmed.
+            var owner = await identities.LinkAsync(c, tx, caller, user);
             await c.ExecuteAsync(
                 "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user AND status = 'pending'",
-                new { app = caller.Application.Id, mode = caller.Mode, user = user.Key }, tx);
+                new { app = caller.Application.Id, mode = caller.Mode, user = owner }, tx);
             await c.ExecuteAsync(
                 """
                 INSERT INTO totp_factors (id, application_id, mode, user_key, status, algorithm, digits, period, kek_version, wrapped_seed, last_used_step, created_at, expires_at)
@@ -69,7 +71,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
                 """,
                 new
                 {
-                    id, app = caller.Application.Id, mode = caller.Mode, user = user.Key, algorithm = settings.TotpAlgorithm,
+                    id, app = caller.Application.Id, mode = caller.Mode, user = owner, algorithm = settings.TotpAlgorithm,
                     digits = settings.TotpDigits, period = settings.TotpPeriodSeconds, kek = wrapped.KekVersion, blob = wrapped.Blob,
                     now = now.ToUnixTimeMilliseconds(), expires = (now + PendingLifetime).ToUnixTimeMilliseconds(),
                 }, tx);
@@ -93,7 +95,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
     /// the step is consumed, the lockout cleared and <paramref name="record"/> appended to the audit log in one
     /// transaction, so a failure to audit leaves the step unconsumed; a wrong code counts toward the lockout.
     /// </summary>
-    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string code, AuditEntry? record, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string owner, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(user);
@@ -102,7 +104,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
         var now = time.GetUtcNow();
         var factors = (await db.WithConnectionAsync(c => c.QueryAsync<FactorRow>(
             $"SELECT {FactorRow.Columns} FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user ORDER BY status, created_at DESC",
-            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key }), ct))
+            new { app = caller.Application.Id, mode = caller.Mode, user = owner }), ct))
             .Where(f => f.Status == "active" || f.ExpiresAt > now.ToUnixTimeMilliseconds())
             .ToList();
         if (factors.Count == 0)
@@ -118,7 +120,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
                 new WrappedSeed((int)factor.KekVersion, factor.WrappedSeed),
                 new TotpParameters(OtpAuth.Mode(factor.Algorithm), (int)factor.Digits, (int)factor.Period),
                 code, now, settings.TotpWindowBack, settings.TotpWindowForward, factor.LastUsedStep);
-            if (result.Valid && await AcceptAsync(caller, factor, result.MatchedStep, now, record, ct))
+            if (result.Valid && await AcceptAsync(caller, user.Key, factor, result.MatchedStep, now, record, ct))
             {
                 return now;
             }
@@ -132,19 +134,19 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             throw new MfaException(ErrorCode.InvalidCode, "this code was already used; wait for the next one", "code");
         }
 
-        var remaining = await lockouts.RecordFailureAsync(caller, user.Key, ct);
+        var remaining = await lockouts.RecordFailureAsync(caller, owner, user.Key, ct);
         throw new MfaException(ErrorCode.InvalidCode, "the code is not valid", "code") { AttemptsRemaining = remaining };
     }
 
     /// <summary>Removes the user's app factors (pending and active) and clears their lockout. True if any existed.</summary>
-    public async Task<bool> RemoveAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    public async Task<bool> RemoveAsync(ApiCaller caller, string? userValue, string? userId = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        var user = MfaUser.Parse(userValue);
+        var owner = await identities.KeyAsync(caller, MfaUser.Parse(userValue).WithUserId(userId), ct);
         var removed = await db.WithConnectionAsync(c => c.ExecuteAsync(
             "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user",
-            new { app = caller.Application.Id, mode = caller.Mode, user = user.Key }), ct);
-        await lockouts.ResetAsync(caller, user.Key, ct);
+            new { app = caller.Application.Id, mode = caller.Mode, user = owner }), ct);
+        await lockouts.ResetAsync(caller, owner, ct);
         return removed > 0;
     }
 
@@ -160,7 +162,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
             f.ConfirmedAt is { } c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : null);
     }
 
-    private async Task<bool> AcceptAsync(ApiCaller caller, FactorRow factor, long step, DateTimeOffset now, AuditEntry? record, CancellationToken ct)
+    private async Task<bool> AcceptAsync(ApiCaller caller, string subject, FactorRow factor, long step, DateTimeOffset now, AuditEntry? record, CancellationToken ct)
     {
         var nowMs = now.ToUnixTimeMilliseconds();
         if (factor.Status == "active")
@@ -199,7 +201,7 @@ public sealed class TotpFactors(Database db, SeedVault vault, TotpVerifier verif
                 "DELETE FROM totp_factors WHERE application_id = @app AND mode = @mode AND user_key = @user AND status = 'active' AND id <> @id",
                 new { app = caller.Application.Id, mode = caller.Mode, user = factor.UserKey, id = factor.Id }, tx);
             await lockouts.RecordSuccessAsync(c, tx, caller, factor.UserKey);
-            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.AppFactorConfirm, factor.UserKey, "active",
+            await audit.AppendAsync(c, tx, AuditEntry.ByCaller(caller, AuditEvents.AppFactorConfirm, subject, "active",
                 new System.Text.Json.Nodes.JsonObject { ["factor_id"] = factor.Id }));
             if (record is not null)
             {

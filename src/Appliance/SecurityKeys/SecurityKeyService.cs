@@ -38,19 +38,21 @@ public interface ILocalOrigins
 /// the authenticator's signature (over clientDataJSON, which holds the challenge) covers the transaction; verification
 /// recomputes the challenge from the stored seed and the transaction presented.
 /// </summary>
-public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, AuditLog audit, ILocalOrigins localOrigins, TimeProvider time)
+public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts lockouts, Identities identities, AuditLog audit, ILocalOrigins localOrigins, TimeProvider time)
 {
     private const string Registration = "registration", Assertion = "assertion";
 
     /// <summary>How long an expired ceremony is kept before the user's next options request removes it.</summary>
     public static readonly TimeSpan CeremonyRetention = TimeSpan.FromDays(1);
 
-    public async Task<string> RegistrationOptionsAsync(ApiCaller caller, string? userValue, CancellationToken ct = default)
+    /// <summary>Creation options for the user's identity (linked to <paramref name="userId"/> when given).</summary>
+    public async Task<string> RegistrationOptionsAsync(ApiCaller caller, string? userValue, string? userId = null, CancellationToken ct = default)
     {
         var (settings, fido) = Configure(caller);
-        var user = MfaUser.Parse(userValue);
-        var handle = await UserHandleAsync(caller, user.Key, ct);
-        var existing = await KeysAsync(caller, user.Key, ct);
+        var user = MfaUser.Parse(userValue).WithUserId(userId);
+        var owner = await db.InTransactionAsync((c, tx) => identities.LinkAsync(c, tx, caller, user), ct);
+        var handle = await UserHandleAsync(caller, owner, ct);
+        var existing = await KeysAsync(caller, owner, ct);
         var options = CredentialCreateOptions.Create(
             fido,
             random.GetBytes(32),
@@ -65,17 +67,18 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
             null,
             [PubKeyCredParam.ES256, PubKeyCredParam.RS256, PubKeyCredParam.Ed25519]);
         var json = options.ToJson();
-        await StoreCeremonyAsync(caller, user.Key, Registration, options.Challenge, json, settings, ct);
+        await StoreCeremonyAsync(caller, owner, Registration, options.Challenge, json, settings, ct);
         return json;
     }
 
-    public async Task<SecurityKeyInfo> RegisterAsync(ApiCaller caller, string? userValue, JsonElement? credential, CancellationToken ct = default)
+    public async Task<SecurityKeyInfo> RegisterAsync(ApiCaller caller, string? userValue, JsonElement? credential, string? userId = null, CancellationToken ct = default)
     {
         var (_, fido) = Configure(caller);
-        var user = MfaUser.Parse(userValue);
+        var user = MfaUser.Parse(userValue).WithUserId(userId);
         var raw = Parse<AuthenticatorAttestationRawResponse>(credential);
         RequireFields(raw.RawId, raw.Response?.ClientDataJson, raw.Response?.AttestationObject, "attestationObject");
-        var ceremony = await TakeCeremonyAsync(caller, user.Key, Registration, raw.Response?.ClientDataJson, ct);
+        var owner = await identities.KeyAsync(caller, user, ct);
+        var ceremony = await TakeCeremonyAsync(caller, owner, Registration, raw.Response?.ClientDataJson, ct);
         var options = CredentialCreateOptions.FromJson(ceremony.Options);
         RegisteredPublicKeyCredential registered;
         try
@@ -99,13 +102,13 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         // Two registrations of one credential racing both pass the uniqueness check; the unique index decides.
         var inserted = await db.WithConnectionAsync(c => c.ExecuteAsync(
             """
-            INSERT INTO security_keys (id, application_id, mode, user_key, credential_id, public_key, sign_count, transports, aaguid, attestation, created_at)
-            VALUES (@id, @app, @mode, @user, @credentialId, @publicKey, @signCount, @transports, @aaguid, @attestation, @now)
+            INSERT INTO security_keys (id, application_id, mode, user_key, credential_id, public_key, sign_count, transports, aaguid, attestation, created_at, user_handle)
+            VALUES (@id, @app, @mode, @user, @credentialId, @publicKey, @signCount, @transports, @aaguid, @attestation, @now, @handle)
             ON CONFLICT (application_id, mode, credential_id) DO NOTHING
             """,
             new
             {
-                id, app = caller.Application.Id, mode = caller.Mode, user = user.Key, credentialId = registered.Id,
+                id, app = caller.Application.Id, mode = caller.Mode, user = owner, credentialId = registered.Id, handle = options.User.Id,
                 publicKey = registered.PublicKey, signCount = (long)registered.SignCount, transports,
                 aaguid = registered.AaGuid.ToString(), attestation = registered.AttestationFormat ?? "none", now = now.ToUnixTimeMilliseconds(),
             }), ct);
@@ -120,12 +123,13 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
     /// <summary>Separates a payment's WebAuthn challenge from any other use of SHA-256 over these fields.</summary>
     public const string TransactionChallengeTag = "devrift.webauthn-challenge.transaction.v1";
 
-    public async Task<string> AssertionOptionsAsync(ApiCaller caller, string? userValue, TransactionInput? transactionInput = null, CancellationToken ct = default)
+    public async Task<string> AssertionOptionsAsync(ApiCaller caller, string? userValue, TransactionInput? transactionInput = null, string? userId = null, CancellationToken ct = default)
     {
         var (settings, fido) = Configure(caller);
-        var user = MfaUser.Parse(userValue);
+        var user = MfaUser.Parse(userValue).WithUserId(userId);
         var transaction = Transaction.Parse(transactionInput);
-        var keys = await KeysAsync(caller, user.Key, ct);
+        var owner = await identities.KeyAsync(caller, user, ct);
+        var keys = await KeysAsync(caller, owner, ct);
         if (keys.Count == 0)
         {
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no security key; register one first", "user");
@@ -136,7 +140,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
             keys.Select(k => new PublicKeyCredentialDescriptor(PublicKeyCredentialType.PublicKey, k.CredentialIdBytes, ParseTransports(k.Transports))).ToList(),
             Uv(settings), null);
         var json = options.ToJson();
-        await StoreCeremonyAsync(caller, user.Key, Assertion, options.Challenge, json, settings, ct, transaction is null ? null : (seed, transaction));
+        await StoreCeremonyAsync(caller, owner, Assertion, options.Challenge, json, settings, ct, transaction is null ? null : (seed, transaction));
         return json;
     }
 
@@ -155,15 +159,15 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
     /// and so does a <paramref name="transaction"/> that is not the one the options were issued for (401
     /// <c>transaction_mismatch</c>; the options are used up either way).
     /// </summary>
-    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, AuthenticatorAssertionRawResponse raw, Transaction? transaction, AuditEntry? record, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string owner, AuthenticatorAssertionRawResponse raw, Transaction? transaction, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(raw);
         var (_, fido) = Configure(caller);
-        var ceremony = await TakeCeremonyAsync(caller, user.Key, Assertion, raw.Response?.ClientDataJson, ct);
+        var ceremony = await TakeCeremonyAsync(caller, owner, Assertion, raw.Response?.ClientDataJson, ct);
         if (!Transaction.Matches(ceremony.Transaction, transaction))
         {
-            await FailAsync(caller, user.Key, "the transaction presented is not the one these options were issued for", ct, ErrorCode.TransactionMismatch, "transaction");
+            await FailAsync(caller, owner, user.Key, "the transaction presented is not the one these options were issued for", ct, ErrorCode.TransactionMismatch, "transaction");
         }
 
         var originalOptions = AssertionOptions.FromJson(ceremony.Options);
@@ -173,13 +177,14 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
             originalOptions.Challenge = TransactionChallenge(seed, transaction);
         }
 
-        var key = (await KeysAsync(caller, user.Key, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
+        var key = (await KeysAsync(caller, owner, ct)).FirstOrDefault(k => raw.RawId is not null && CryptographicOperations.FixedTimeEquals(k.CredentialIdBytes, raw.RawId));
         if (key is null)
         {
-            await FailAsync(caller, user.Key, "the credential is not one of this user's security keys", ct);
+            await FailAsync(caller, owner, user.Key, "the credential is not one of this user's security keys", ct);
         }
 
-        var handle = await UserHandleAsync(caller, user.Key, ct);
+        // The handle the key was registered with (an identity that merged two users holds keys under both).
+        var handle = key!.UserHandle ?? await UserHandleAsync(caller, owner, ct);
         VerifyAssertionResult result;
         try
         {
@@ -196,7 +201,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
         catch (Fido2VerificationException e)
         {
-            await FailAsync(caller, user.Key, Describe(e.Code), ct);
+            await FailAsync(caller, owner, user.Key, Describe(e.Code), ct);
             throw; // unreachable: FailAsync throws
         }
 
@@ -209,7 +214,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
                 new { count = (long)result.SignCount, now, id = key.Id }, tx);
             if (n == 1)
             {
-                await lockouts.RecordSuccessAsync(c, tx, caller, user.Key);
+                await lockouts.RecordSuccessAsync(c, tx, caller, owner);
                 if (record is not null)
                 {
                     await audit.AppendAsync(c, tx, record);
@@ -220,14 +225,15 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }, ct);
         if (updated != 1)
         {
-            await FailAsync(caller, user.Key, "the signature counter did not advance (a cloned key or a replay)", ct);
+            await FailAsync(caller, owner, user.Key, "the signature counter did not advance (a cloned key or a replay)", ct);
         }
 
         return DateTimeOffset.FromUnixTimeMilliseconds(now);
     }
 
-    public async Task<IReadOnlyList<SecurityKeyInfo>> ListAsync(ApiCaller caller, string userKey, CancellationToken ct = default) =>
-        (await KeysAsync(caller, userKey, ct)).Select(k => k.Info).ToList();
+    /// <summary>The keys stored under <paramref name="userKey"/> (the user's identity), shown as belonging to <paramref name="subject"/>.</summary>
+    public async Task<IReadOnlyList<SecurityKeyInfo>> ListAsync(ApiCaller caller, string userKey, string subject, CancellationToken ct = default) =>
+        (await KeysAsync(caller, userKey, ct)).Select(k => k.Info with { User = subject }).ToList();
 
     public async Task RemoveAsync(ApiCaller caller, string id, CancellationToken ct = default)
     {
@@ -241,9 +247,9 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         }
     }
 
-    private async Task FailAsync(ApiCaller caller, string userKey, string reason, CancellationToken ct, ErrorCode? error = null, string param = "credential")
+    private async Task FailAsync(ApiCaller caller, string userKey, string subject, string reason, CancellationToken ct, ErrorCode? error = null, string param = "credential")
     {
-        var remaining = await lockouts.RecordFailureAsync(caller, userKey, ct);
+        var remaining = await lockouts.RecordFailureAsync(caller, userKey, subject, ct);
         throw new MfaException(error ?? ErrorCode.InvalidCode, $"the security-key assertion was refused: {reason}", param) { AttemptsRemaining = remaining };
     }
 
@@ -414,7 +420,7 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
 
     private async Task<List<KeyRow>> KeysAsync(ApiCaller caller, string userKey, CancellationToken ct) =>
         (await db.WithConnectionAsync(c => c.QueryAsync<KeyRow>(
-            "SELECT id, user_key AS UserKey, credential_id AS CredentialIdBytes, public_key AS PublicKey, sign_count AS SignCount, transports, aaguid, created_at AS CreatedAt, last_used_at AS LastUsedAt FROM security_keys WHERE application_id = @app AND mode = @mode AND user_key = @user ORDER BY created_at",
+            "SELECT id, user_key AS UserKey, credential_id AS CredentialIdBytes, public_key AS PublicKey, sign_count AS SignCount, transports, aaguid, created_at AS CreatedAt, last_used_at AS LastUsedAt, user_handle AS UserHandle FROM security_keys WHERE application_id = @app AND mode = @mode AND user_key = @user ORDER BY created_at",
             new { app = caller.Application.Id, mode = caller.Mode, user = userKey }), ct)).ToList();
 
     private static string Describe(Fido2ErrorCode code) => code switch
@@ -488,6 +494,8 @@ public sealed class SecurityKeyService(Database db, HsmRandom random, Lockouts l
         public long CreatedAt { get; init; }
 
         public long? LastUsedAt { get; init; }
+
+        public byte[]? UserHandle { get; init; }
 
         public SecurityKeyInfo Info => new(Id, UserKey, Base64Url.EncodeToString(CredentialIdBytes), SplitTransports(Transports), Aaguid,
             DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), LastUsedAt is { } l ? DateTimeOffset.FromUnixTimeMilliseconds(l) : null);

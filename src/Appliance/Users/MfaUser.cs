@@ -7,10 +7,47 @@ namespace DevRift.Hsm.Appliance.Users;
 
 /// <summary>
 /// An end user as the integrator names them: an email address, an E.164 phone number, or for DUAL
-/// <c>email:phone</c>. <see cref="Key"/> is the normalised identity (one per application and mode).
+/// <c>email:phone</c>. <see cref="Key"/> is the normalised contact; the identity that owns the user's factors is
+/// found from it (and from <see cref="UserId"/>, when the integrator names one) by <see cref="Identities"/>.
 /// </summary>
 public sealed record MfaUser(string Key, string? Email, string? Phone)
 {
+    /// <summary>The longest <c>user_id</c> accepted.</summary>
+    public const int MaxUserIdLength = 128;
+
+    /// <summary>The integrator's own name for the end user (<c>user_id</c>), when given: it names the identity directly.</summary>
+    public string? UserId { get; init; }
+
+    /// <summary>This user with the integrator's <c>user_id</c> (validated; null or empty leaves it unset).</summary>
+    public MfaUser WithUserId(string? userId) => this with { UserId = ParseUserId(userId) };
+
+    /// <summary>
+    /// A <c>user_id</c>: 1 to 128 printable ASCII characters without spaces (a UUID, a customer number, an LDAP DN
+    /// without spaces…), compared exactly; or 400 <c>invalid_user_id</c>. Null or empty is "not given".
+    /// </summary>
+    public static string? ParseUserId(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return null;
+        }
+
+        if (value.Length > MaxUserIdLength)
+        {
+            throw new MfaException(ErrorCode.InvalidUserId, $"'user_id' is longer than {MaxUserIdLength} characters", "user_id");
+        }
+
+        foreach (var c in value)
+        {
+            if (c is < '!' or > '~')
+            {
+                throw new MfaException(ErrorCode.InvalidUserId, "'user_id' must be printable ASCII without spaces (e.g. a customer number or a UUID)", "user_id");
+            }
+        }
+
+        return value;
+    }
+
     private static readonly PhoneNumberUtil s_phones = PhoneNumberUtil.GetInstance();
 
     public const string PhoneFormat = "E.164: '+' then country code and number, up to 15 digits, e.g. +14155550123";

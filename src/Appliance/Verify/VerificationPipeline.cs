@@ -18,7 +18,8 @@ namespace DevRift.Hsm.Appliance.Verify;
 /// <param name="Code">What the user typed (every type but KEY).</param>
 /// <param name="Credential">The WebAuthn assertion response (KEY).</param>
 /// <param name="Transaction">The payment the user is approving, when there is one (PSD2 dynamic linking).</param>
-public sealed record VerifyRequest(string? User, string? Type, string? Code, JsonElement? Credential, TransactionInput? Transaction = null);
+/// <param name="UserId">The integrator's own name for the end user, when given: it names the identity whose factors are checked.</param>
+public sealed record VerifyRequest(string? User, string? Type, string? Code, JsonElement? Credential, TransactionInput? Transaction = null, string? UserId = null);
 
 /// <summary>
 /// Every verification, whatever its type, in one order: the method and whether the application allows it → the user,
@@ -30,7 +31,7 @@ public sealed record VerifyRequest(string? User, string? Type, string? Code, Jso
 /// HSM-derived code, the security key's WebAuthn challenge); APP and BACKUP codes cannot, so their verification records
 /// the transaction it authorised (audit detail and response). Every success's record names the transaction.
 /// </summary>
-public sealed class VerificationPipeline(ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys, Lockouts lockouts)
+public sealed class VerificationPipeline(ChallengeService challenges, TotpFactors apps, BackupCodes backups, SecurityKeyService keys, Lockouts lockouts, Identities identities)
 {
     public async Task<Verification> VerifyAsync(ApiCaller caller, VerifyRequest request, CancellationToken ct = default)
     {
@@ -49,6 +50,7 @@ public sealed class VerificationPipeline(ChallengeService challenges, TotpFactor
             VerifyMethod.Dual => MfaUser.ParseDual(request.User),
             _ => MfaUser.Parse(request.User),
         };
+        user = user.WithUserId(request.UserId);
 
         // 3. The input's shape.
         var assertion = method == VerifyMethod.Key ? SecurityKeyService.ParseAssertion(request.Credential) : null;
@@ -61,10 +63,13 @@ public sealed class VerificationPipeline(ChallengeService challenges, TotpFactor
         };
         var transaction = Transaction.Parse(request.Transaction);
 
-        // 4. The lockout shared by APP, BACKUP and KEY (a challenge has its own attempts).
+        // 4. The identity whose factors APP, BACKUP and KEY check (one end user across contacts), and its lockout (a
+        // challenge belongs to the contact it was sent to, and has its own attempts).
+        var owner = user.Key;
         if (method.SharesLockout())
         {
-            await lockouts.EnsureNotLockedAsync(caller, user.Key, ct);
+            owner = await identities.KeyAsync(caller, user, ct);
+            await lockouts.EnsureNotLockedAsync(caller, owner, ct);
         }
 
         // 5. The method's own check; its success commits with this record.
@@ -77,9 +82,9 @@ public sealed class VerificationPipeline(ChallengeService challenges, TotpFactor
         var record = AuditEntry.ByCaller(caller, AuditEvents.Verification, user.Key, "valid", detail);
         return method switch
         {
-            VerifyMethod.App => new Verification(user.Key, method.Name(), await apps.CheckAsync(caller, user, code, record, ct), caller.LiveMode, Transaction: transaction),
-            VerifyMethod.Backup => new Verification(user.Key, method.Name(), await backups.CheckAsync(caller, user, code, record, ct), caller.LiveMode, Transaction: transaction),
-            VerifyMethod.Key => new Verification(user.Key, method.Name(), await keys.CheckAsync(caller, user, assertion!, transaction, record, ct), caller.LiveMode, Transaction: transaction),
+            VerifyMethod.App => new Verification(user.Key, method.Name(), await apps.CheckAsync(caller, user, owner, code, record, ct), caller.LiveMode, Transaction: transaction),
+            VerifyMethod.Backup => new Verification(user.Key, method.Name(), await backups.CheckAsync(caller, user, owner, code, record, ct), caller.LiveMode, Transaction: transaction),
+            VerifyMethod.Key => new Verification(user.Key, method.Name(), await keys.CheckAsync(caller, user, owner, assertion!, transaction, record, ct), caller.LiveMode, Transaction: transaction),
             _ => await challenges.CheckAsync(caller, method.Name(), user, code, transaction, record, ct),
         };
     }

@@ -42,6 +42,9 @@ public sealed class MalformedRequestTests(MalformedRequestServer fixture) : ICla
         "user", "type", "code", "locale", "credential", "name", "plan", "mode", "purpose", "version", "thumbprint", "pem",
         "enabled_methods", "webauthn_origins", "webauthn_rp_id", "code_length", "totp_issuer", "totp_algorithm", "lockout_threshold",
         "backup_code_count", "User", "TYPE", "",
+        // issue 15: payments, the end user's address and identity, the fraud guard, lockout profiles, event endpoints
+        "transaction", "amount", "currency", "payee", "reference", "client_ip", "Client-Ip", "user_id", "User_Id",
+        "allowed_countries", "blocked_ranges", "fraud_guard_mode", "lockout_profile", "source_failure_threshold", "url", "events",
     ];
 
     private ApplianceServer Server => fixture.Server;
