@@ -111,4 +111,43 @@ public sealed class MfaUserTests
         Assert.Equal(ErrorCode.InvalidUser, e.Error);
         Assert.Contains("320", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("cust-42")]
+    [InlineData("!~")]
+    [InlineData("3f2504e0-4f89-11d3-9a0c-0305e82c3301")]
+    [InlineData("CN=Ada,OU=People,DC=example,DC=com")]
+    public void A_user_id_of_printable_ASCII_without_spaces_is_kept_exactly(string userId)
+    {
+        var user = MfaUser.Parse("ada@example.com").WithUserId(userId);
+        Assert.Equal((userId, "ada@example.com"), (user.UserId, user.Key));
+    }
+
+    [Fact]
+    public void A_user_id_of_128_characters_is_kept_and_an_empty_one_is_not_given()
+    {
+        Assert.Equal(128, MfaUser.ParseUserId(new string('x', 128))!.Length);
+        Assert.Null(MfaUser.ParseUserId(""));
+        Assert.Null(MfaUser.ParseUserId(null));
+    }
+
+    [Theory]
+    [InlineData("has space")]
+    [InlineData("tab\there")]
+    [InlineData("caf\u00e9")]
+    [InlineData("nul\u0000")]
+    [InlineData("del\u007f")]
+    public void A_user_id_with_spaces_controls_or_non_ASCII_is_invalid_user_id_naming_the_field(string userId)
+    {
+        var e = Assert.Throws<MfaException>(() => MfaUser.ParseUserId(userId));
+        Assert.Equal((ErrorCode.InvalidUserId, "user_id"), (e.Error, e.Param));
+        Assert.DoesNotContain(userId, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_user_id_of_129_characters_is_invalid_user_id()
+    {
+        var e = Assert.Throws<MfaException>(() => MfaUser.ParseUserId(new string('x', 129)));
+        Assert.Equal(ErrorCode.InvalidUserId, e.Error);
+    }
 }

@@ -8,11 +8,13 @@ namespace DevRift.Hsm.Api.V1;
 
 /// <summary>
 /// Delivery receipts from providers. <c>POST /v1/providers/twilio/status</c> is the <c>StatusCallback</c> the Twilio
-/// provider names on each SMS and WhatsApp message when <c>Delivery:Twilio:PublicBaseUrl</c> is set. No API key: the request
+/// provider names on each SMS and WhatsApp message and voice call when <c>Delivery:Twilio:PublicBaseUrl</c> is set. No API key: the request
 /// must carry Twilio's <c>X-Twilio-Signature</c> over the URL it called (the public base URL, this path and its query)
 /// and its form parameters, keyed with the auth token; anything else is 403 <c>invalid_signature</c> and changes
-/// nothing. <c>MessageStatus</c> <c>delivered</c> marks the channel delivered; <c>undelivered</c> and <c>failed</c>
-/// mark it undelivered (with Twilio's <c>ErrorCode</c>); the interim statuses are acknowledged and ignored.
+/// nothing. <c>MessageStatus</c> <c>delivered</c> (a call's <c>CallStatus</c> <c>completed</c>: answered and played)
+/// marks the channel delivered; <c>undelivered</c> and <c>failed</c> (a call's <c>busy</c>, <c>no-answer</c>,
+/// <c>failed</c>, <c>canceled</c>) mark it undelivered (with Twilio's <c>ErrorCode</c>); the interim statuses are
+/// acknowledged and ignored.
 /// </summary>
 public static class ProviderEndpoints
 {
@@ -47,11 +49,11 @@ public static class ProviderEndpoints
         }
 
         var messageId = http.Request.Query[TwilioProvider.MessageIdParameter].ToString();
-        var status = form["MessageStatus"].ToString().ToLowerInvariant();
+        var status = (form.ContainsKey("MessageStatus") ? form["MessageStatus"] : form["CallStatus"]).ToString().ToLowerInvariant();
         bool? delivered = status switch
         {
-            "delivered" => true,
-            "undelivered" or "failed" => false,
+            "delivered" or "completed" => true,
+            "undelivered" or "failed" or "busy" or "no-answer" or "canceled" => false,
             _ => null,
         };
         if (delivered is { } outcome && messageId.Length > 0)

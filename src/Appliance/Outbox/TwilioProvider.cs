@@ -69,7 +69,8 @@ public sealed class TwilioProvider(IOptions<TwilioOptions> options, IHttpClientF
             "CALL" => ("Calls.json", new Dictionary<string, string> { ["To"] = message.To, ["From"] = o.From!, ["Twiml"] = Twiml(message) }),
             _ => throw new DeliveryException($"the twilio provider does not deliver {message.Channel}", permanent: true),
         };
-        if (resource == "Messages.json" && StatusCallback(o.PublicBaseUrl, message.Id) is { } callback)
+        // Messages report MessageStatus; calls report CallStatus once the call has ended (Twilio's default events).
+        if (StatusCallback(o.PublicBaseUrl, message.Id) is { } callback)
         {
             form["StatusCallback"] = callback;
         }

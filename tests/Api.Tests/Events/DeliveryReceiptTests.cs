@@ -88,7 +88,46 @@ public sealed class DeliveryReceiptTests(EventServers servers) : IClassFixture<E
         Assert.DoesNotContain("handset", failed.Request.Text, StringComparison.Ordinal);
     }
 
-    private async Task<(ApplianceServer Server, string LiveKey, string Path, string ChallengeId, string Phone)> SendLiveSmsAsync(Db db)
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task A_voice_call_asks_for_a_receipt_and_its_end_status_marks_it_delivered_or_undelivered(Db db)
+    {
+        foreach (var (callStatus, expected, reason, eventType) in new[]
+        {
+            ("no-answer", "undelivered", "the provider reported no-answer", "challenge.failed"),
+            ("completed", "delivered", null, "challenge.delivered"),
+        })
+        {
+            // Given a live voice call handed to the Twilio stand-in, which was told where to report the call's end
+            var (server, liveKey, path, id, phone) = await SendLiveAsync(db, "CALL");
+            var request = await servers.Twilio.WaitForAsync(r => r.Form.GetValueOrDefault("To") == phone);
+            Assert.True(request.Form.ContainsKey("Twiml"));
+            var messageId = await OutboxIdAsync(server, id);
+            var callback = request.Form["StatusCallback"];
+            Assert.Equal($"{EventServers.PublicBaseUrl}/v1/providers/twilio/status?message_id={messageId}", callback);
+            await Live.WaitForChannelAsync(server.BaseAddress, liveKey, id, s => s == "sent");
+
+            // When Twilio reports how the call ended, signed
+            var form = new Dictionary<string, string>
+            {
+                ["CallSid"] = "CA0123456789abcdef0123456789abcdef", ["CallStatus"] = callStatus, ["To"] = phone, ["AccountSid"] = Live.TwilioSid,
+            };
+            using (var accepted = await PostCallbackAsync(server, messageId, form, EventApi.TwilioSignature(Live.TwilioToken, callback, form)))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, accepted.StatusCode);
+            }
+
+            // Then the CALL channel shows it, and its event went out
+            Assert.Equal((expected, reason), await Live.ChannelAsync(server.BaseAddress, liveKey, id, "CALL"));
+            var emitted = await EventApi.WaitForAsync(servers.Receiver, path, eventType);
+            Assert.Equal(("CALL", id), (emitted.Data.GetProperty("channel").GetString(), emitted.Data.GetProperty("challenge_id").GetString()));
+        }
+    }
+
+    private Task<(ApplianceServer Server, string LiveKey, string Path, string ChallengeId, string Phone)> SendLiveSmsAsync(Db db) => SendLiveAsync(db, "SMS");
+
+    private async Task<(ApplianceServer Server, string LiveKey, string Path, string ChallengeId, string Phone)> SendLiveAsync(Db db, string type)
     {
         var server = await servers.GetAsync(db);
         var (appId, _) = await server.CreateApplicationWithKeyAsync("receipts", "standard");
@@ -96,7 +135,7 @@ public sealed class DeliveryReceiptTests(EventServers servers) : IClassFixture<E
         var path = $"/events/{Guid.NewGuid():N}";
         await EventApi.ConfigureAsync(server.BaseAddress, server.OperatorToken, appId, new Uri(servers.Receiver.BaseUrl, path).ToString());
         var phone = Live.NewPhone();
-        var id = await Live.SendAsync(server.BaseAddress, liveKey, phone, "SMS");
+        var id = await Live.SendAsync(server.BaseAddress, liveKey, phone, type);
         return (server, liveKey, path, id, phone);
     }
 

@@ -2,6 +2,7 @@ using System.Net;
 using Dapper;
 using DevRift.Hsm.Api.Tests.Audit;
 using DevRift.Hsm.Api.Tests.Infrastructure;
+using DevRift.Hsm.Api.Tests.SecurityKeys;
 using DevRift.Hsm.Appliance.Backup;
 using DevRift.Hsm.Crypto;
 using Microsoft.Extensions.DependencyInjection;
@@ -152,6 +153,39 @@ public sealed class IdentityTests(FakeClockServers servers) : IClassFixture<Fake
         }
 
         Assert.Equal(before, await IdentityTableCountsAsync(server));
+    }
+
+    [Theory]
+    [InlineData(Db.Sqlite)]
+    [InlineData(Db.Postgres)]
+    public async Task Security_keys_of_two_users_that_a_DUAL_send_merges_both_verify_with_either_contact(Db db)
+    {
+        // Given a security key registered for an email and another for a phone (two users, two WebAuthn user handles)
+        var server = await servers.GetAsync(db);
+        var (email, phone) = (TestUsers.NewEmail("keys"), TestUsers.NewPhone());
+        var byEmail = await server.RegisterKeyAsync(email);
+        var byPhone = await server.RegisterKeyAsync(phone);
+        Assert.NotEqual(Convert.ToHexString(byEmail.Authenticator.UserHandle!), Convert.ToHexString(byPhone.Authenticator.UserHandle!));
+
+        // When a DUAL send links the email and the phone
+        await server.SendAcceptedAsync($"{email}:{phone}", "DUAL");
+
+        // Then either contact lists both keys as its own, and each key verifies as either contact (its assertion carries
+        // the handle it was registered with)
+        foreach (var user in (string[])[email, phone])
+        {
+            var keys = await server.ListKeysAsync(user);
+            Assert.Equal(new[] { byEmail.Id, byPhone.Id }.Order(StringComparer.Ordinal), keys.Select(k => k.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
+            Assert.All(keys, k => Assert.Equal(user, k.GetProperty("user").GetString()));
+        }
+
+        await server.VerifiedWithKeyAsync(email, byPhone.Authenticator);
+        await server.VerifiedWithKeyAsync(phone, byEmail.Authenticator);
+
+        // and one identity owns both keys and keeps one user handle
+        var identity = await IdentityOfAsync(server, phone);
+        Assert.Equal(2, await server.CountAsync("SELECT COUNT(*) FROM security_keys WHERE user_key = @identity AND user_handle IS NOT NULL", new { identity }));
+        Assert.Equal(1, await server.CountAsync("SELECT COUNT(*) FROM webauthn_users WHERE user_key = @identity", new { identity }));
     }
 
     [Fact]
