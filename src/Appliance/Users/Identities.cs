@@ -279,15 +279,31 @@ public sealed class Identities(Database db, TimeProvider time, ILogger<Identitie
         return contacts;
     }
 
-    private static async Task<List<ContactRow>> FindAsync(DbConnection c, DbTransaction? tx, string app, string mode, MfaUser user) =>
-        (await c.QueryAsync<ContactRow>(
-            """
+    /// <summary>
+    /// The identities of the request's contacts: one primary-key lookup per contact (a UNION ALL, so that each branch
+    /// uses the key; an OR across kinds would make SQLite scan every contact of the application).
+    /// </summary>
+    private static async Task<List<ContactRow>> FindAsync(DbConnection c, DbTransaction? tx, string app, string mode, MfaUser user)
+    {
+        const string Select = """
             SELECT ic.kind, ic.value, ic.identity_id AS IdentityId, i.user_id AS UserId, i.created_at AS CreatedAt
             FROM identity_contacts ic JOIN identities i ON i.id = ic.identity_id
-            WHERE ic.application_id = @app AND ic.mode = @mode
-              AND ((ic.kind = 'email' AND ic.value = @email) OR (ic.kind = 'phone' AND ic.value = @phone) OR (ic.kind = 'user_id' AND ic.value = @userId))
-            """,
-            new { app, mode, email = user.Email, phone = user.Phone, userId = user.UserId }, tx)).ToList();
+            WHERE ic.application_id = @app AND ic.mode = @mode AND ic.kind =
+            """;
+        var branches = Contacts(user).Select((contact, i) => $"{Select} '{contact.Kind}' AND ic.value = @v{i}").ToList();
+        if (branches.Count == 0)
+        {
+            return [];
+        }
+
+        var parameters = new DynamicParameters(new { app, mode });
+        foreach (var (contact, i) in Contacts(user).Select((contact, i) => (contact, i)))
+        {
+            parameters.Add($"v{i}", contact.Value);
+        }
+
+        return (await c.QueryAsync<ContactRow>(string.Join(" UNION ALL ", branches), parameters, tx)).ToList();
+    }
 
     private static MfaException Conflict(string param) => new(ErrorCode.IdentityConflict, param == "user_id"
         ? "this contact belongs to an end user with another user_id; nothing was changed"
