@@ -89,12 +89,8 @@ public sealed class BackupCodes(
         var resolvedLocale = MessageTemplates.ResolveLocale(locale);
         var now = time.GetUtcNow();
         var setId = Ids.New("bks_");
-
-        // Each verifier is bound to its set (stored as the code's owner), not to the user: the identity the set
-        // belongs to is decided in the transaction, and may later merge with another without its codes changing.
-        var owner = setId;
         var codes = new List<string>(settings.BackupCodeCount);
-        var rows = new List<(string id, string setId, string app, string mode, string owner, byte[] verifier, int version)>(settings.BackupCodeCount);
+        var rows = new List<(string Id, byte[] Verifier, int Version)>(settings.BackupCodeCount);
         try
         {
             var bytesPerCode = ((settings.BackupCodeLength * 5) + 7) / 8;
@@ -105,8 +101,10 @@ public sealed class BackupCodes(
                 {
                     var code = BackupCodeFormat.FromRandom(entropy.AsSpan(i * bytesPerCode, bytesPerCode), settings.BackupCodeLength);
                     codes.Add(code);
-                    var mac = verifiers.Compute(Purpose, Owner(caller, owner), code);
-                    rows.Add((Ids.New("bkc_"), setId, caller.Application.Id, caller.Mode, owner, mac.Mac, mac.Version));
+                    // Bound to its set (stored as the code's owner), not to the user: the identity the set belongs to is
+                    // decided in the transaction, and may later merge with another without its codes changing.
+                    var mac = verifiers.Compute(Purpose, Owner(caller, setId), code);
+                    rows.Add((Ids.New("bkc_"), mac.Mac, mac.Version));
                 }
             }
             finally
@@ -132,7 +130,7 @@ public sealed class BackupCodes(
                     new { setId, key.app, key.mode, key.user, email = user.Email, phone = user.Phone, count = codes.Count, key.now }, tx);
                 await c.ExecuteAsync(
                     "INSERT INTO backup_codes (id, set_id, application_id, mode, user_key, owner, verifier, verifier_version) VALUES (@id, @setId, @app, @mode, @user, @owner, @verifier, @version)",
-                    rows.Select(r => new { r.id, r.setId, r.app, r.mode, user = identity, r.owner, r.verifier, r.version }), tx);
+                    rows.Select(r => new { id = r.Id, setId, key.app, key.mode, key.user, owner = setId, verifier = r.Verifier, version = r.Version }), tx);
                 await OutboxStore.InsertAsync(c, tx, caller.Application.Id, caller.Mode, null, messages, now, now + TimeSpan.FromDays(1));
                 return 0;
             }, ct);
@@ -159,7 +157,7 @@ public sealed class BackupCodes(
     /// The BACKUP check of the verification pipeline: on success the code is used up, the lockout cleared and
     /// <paramref name="record"/> appended to the audit log in one transaction; a wrong code counts toward the lockout.
     /// </summary>
-    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string owner, string code, AuditEntry? record, CancellationToken ct = default)
+    public async Task<DateTimeOffset> CheckAsync(ApiCaller caller, MfaUser user, string userKey, string code, AuditEntry? record, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(user);
@@ -167,8 +165,8 @@ public sealed class BackupCodes(
         // Used codes of the current set are candidates too: a code that was already used (a double submit, or the
         // loser of a race) is not a guess and must not count toward the lockout.
         var candidates = (await db.WithConnectionAsync(c => c.QueryAsync<CodeRow>(
-            "SELECT id, set_id AS SetId, owner, verifier, verifier_version AS VerifierVersion, used_at AS UsedAt FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user",
-            new { app = caller.Application.Id, mode = caller.Mode, user = owner }), ct)).ToList();
+            "SELECT id, set_id AS SetId, COALESCE(owner, user_key) AS Owner, verifier, verifier_version AS VerifierVersion, used_at AS UsedAt FROM backup_codes WHERE application_id = @app AND mode = @mode AND user_key = @user",
+            new { app = caller.Application.Id, mode = caller.Mode, user = userKey }), ct)).ToList();
         if (!candidates.Any(c => c.UsedAt is null))
         {
             throw new MfaException(ErrorCode.NotEnrolled, "this user has no unused backup codes; generate a set with POST /v1/mfa/backup", "user");
@@ -176,10 +174,10 @@ public sealed class BackupCodes(
 
         // One MAC per owner the codes were bound to (their set; before identities, the user key) and key version.
         CodeRow? match = null;
-        foreach (var (issuedTo, version) in candidates.Select(c => (c.Owner ?? owner, c.VerifierVersion)).Distinct())
+        foreach (var (issuedTo, version) in candidates.Select(c => (c.Owner, c.VerifierVersion)).Distinct())
         {
             var mac = verifiers.Compute(Purpose, Owner(caller, issuedTo), code, (int)version);
-            foreach (var candidate in candidates.Where(c => (c.Owner ?? owner) == issuedTo && c.VerifierVersion == version))
+            foreach (var candidate in candidates.Where(c => c.Owner == issuedTo && c.VerifierVersion == version))
             {
                 // Compare with every row: no early exit on the match.
                 if (CryptographicOperations.FixedTimeEquals(mac, candidate.Verifier))
@@ -192,7 +190,7 @@ public sealed class BackupCodes(
         var now = time.GetUtcNow();
         if (match is null)
         {
-            var remaining = await lockouts.RecordFailureAsync(caller, owner, user.Key, ct);
+            var remaining = await lockouts.RecordFailureAsync(caller, userKey, user.Key, ct);
             throw new MfaException(ErrorCode.InvalidCode, "the backup code is not valid", "code") { AttemptsRemaining = remaining };
         }
 
@@ -214,7 +212,7 @@ public sealed class BackupCodes(
                 return -1;
             }
 
-            await lockouts.RecordSuccessAsync(c, tx, caller, owner);
+            await lockouts.RecordSuccessAsync(c, tx, caller, userKey);
             if (record is not null)
             {
                 await audit.AppendAsync(c, tx, record);
@@ -284,8 +282,9 @@ public sealed class BackupCodes(
         return messages;
     }
 
-    private static string Owner(ApiCaller caller, string userKey) =>
-        new StringBuilder().Append(caller.Application.Id).Append('/').Append(caller.Mode).Append('/').Append(userKey).ToString();
+    /// <summary>What a verifier is bound to: the application, the mode and the code's owner (its set; before identities, the user key).</summary>
+    private static string Owner(ApiCaller caller, string owner) =>
+        new StringBuilder().Append(caller.Application.Id).Append('/').Append(caller.Mode).Append('/').Append(owner).ToString();
 
     private sealed class CodeRow
     {
@@ -293,7 +292,7 @@ public sealed class BackupCodes(
 
         public string SetId { get; init; } = "";
 
-        public string? Owner { get; init; }
+        public string Owner { get; init; } = "";
 
         public byte[] Verifier { get; init; } = [];
 

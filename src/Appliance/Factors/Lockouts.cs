@@ -74,9 +74,6 @@ public sealed class Lockouts(Database db, AuditLog audit, TimeProvider time, App
     }
 
     /// <summary>Records a failed check; returns how many failures remain before the next lock (strict) or source refusal.</summary>
-    public Task<int> RecordFailureAsync(ApiCaller caller, string userKey, CancellationToken ct = default) =>
-        RecordFailureAsync(caller, userKey, userKey, ct);
-
     /// <summary>
     /// Records a failed check of the user whose factors are stored under <paramref name="userKey"/> (their identity);
     /// a lock it engages is audited with <paramref name="subject"/>, the contact the integrator named.

@@ -17,8 +17,8 @@ namespace DevRift.Hsm.Appliance.Users;
 /// identities the request shows to be one person (a DUAL pair, or a contact and a <c>user_id</c>) merge into the
 /// older, keeping everything both owned. Two different <c>user_id</c>s are never merged: 409 <c>identity_conflict</c>.</item>
 /// <item>Checks and reads only <see cref="KeyAsync">resolve</see>: the <c>user_id</c>'s identity when given, else
-/// the contact's; a contact no identity holds yet keys its (lockout) rows by itself, and they join the identity
-/// when the contact is linked.</item>
+/// the contact's; a contact no identity holds has no factors (every write that makes one links first), so its
+/// checks find nothing and count nothing.</item>
 /// </list>
 /// Data written before identities existed, keyed by contact strings, is moved onto identities once at start
 /// (<see cref="BackfillAsync"/>), by the same linking.
@@ -127,25 +127,15 @@ public sealed class Identities(Database db, TimeProvider time, ILogger<Identitie
                 continue;
             }
 
-            foreach (var other in identities.Where(i => i.IdentityId != target))
+            // The other identities found, and the one this request created if a racing request's won.
+            foreach (var other in identities.Select(i => i.IdentityId).Append(created).OfType<string>().Distinct(StringComparer.Ordinal).Where(i => i != target))
             {
-                await MergeAsync(c, tx, app, mode, other.IdentityId, target);
-            }
-
-            if (created is not null && created != target)
-            {
-                await MergeAsync(c, tx, app, mode, created, target);
+                await MergeAsync(c, tx, app, mode, other, target);
             }
 
             if (user.UserId is not null)
             {
                 await c.ExecuteAsync("UPDATE identities SET user_id = @userId WHERE id = @id AND user_id IS NULL", new { userId = user.UserId, id = target }, tx);
-            }
-
-            // Rows keyed by a contact before an identity held it (a lockout, data from before identities) join it now.
-            foreach (var legacy in missing.Where(m => m.Kind != UserIdKind).Select(m => m.Value).Append(user.Key).Distinct(StringComparer.Ordinal))
-            {
-                await MergeAsync(c, tx, app, mode, legacy, target);
             }
 
             return target;
@@ -183,7 +173,7 @@ public sealed class Identities(Database db, TimeProvider time, ILogger<Identitie
                 continue;
             }
 
-                        await db.InTransactionAsync(async (c, tx) =>
+            await db.InTransactionAsync(async (c, tx) =>
             {
                 var target = await LinkAsync(c, tx, app, mode, user);
                 await MergeAsync(c, tx, app, mode, userKey, target);
@@ -290,16 +280,18 @@ public sealed class Identities(Database db, TimeProvider time, ILogger<Identitie
             FROM identity_contacts ic JOIN identities i ON i.id = ic.identity_id
             WHERE ic.application_id = @app AND ic.mode = @mode AND ic.kind =
             """;
-        var branches = Contacts(user).Select((contact, i) => $"{Select} '{contact.Kind}' AND ic.value = @v{i}").ToList();
-        if (branches.Count == 0)
+        var contacts = Contacts(user);
+        if (contacts.Count == 0)
         {
             return [];
         }
 
         var parameters = new DynamicParameters(new { app, mode });
-        foreach (var (contact, i) in Contacts(user).Select((contact, i) => (contact, i)))
+        var branches = new List<string>(contacts.Count);
+        for (var i = 0; i < contacts.Count; i++)
         {
-            parameters.Add($"v{i}", contact.Value);
+            branches.Add($"{Select} '{contacts[i].Kind}' AND ic.value = @v{i}");
+            parameters.Add($"v{i}", contacts[i].Value);
         }
 
         return (await c.QueryAsync<ContactRow>(string.Join(" UNION ALL ", branches), parameters, tx)).ToList();

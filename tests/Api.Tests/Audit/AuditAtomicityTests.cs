@@ -87,7 +87,7 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
         var user = TestUsers.NewEmail("atomic-backup");
         await server.GenerateBackupAsync(user);
         var code = (await server.LatestBackupCodesAsync(user))[0];
-        var unusedBefore = await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND used_at IS NULL", new { user });
+        var unusedBefore = await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND used_at IS NULL", new { user });
 
         // When the verification's audit record cannot be written
         await using (await RefuseVerificationRecordsAsync(server, user))
@@ -96,14 +96,14 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
             await refused.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "storage_unavailable");
 
             // Then no code was used, and no "a backup code was used" notice queued
-            Assert.Equal(unusedBefore, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND used_at IS NULL", new { user }));
+            Assert.Equal(unusedBefore, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND used_at IS NULL", new { user }));
             Assert.Empty(await UseNoticesAsync(server, user));
         }
 
         // And the same code verifies afterwards, exactly once
         using var ok = await server.VerifyBackupAsync(user, code);
         await ok.AssertJsonAsync(HttpStatusCode.OK, "verification");
-        Assert.Equal(unusedBefore - 1, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND used_at IS NULL", new { user }));
+        Assert.Equal(unusedBefore - 1, await server.CountAsync("SELECT COUNT(*) FROM backup_codes WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND used_at IS NULL", new { user }));
         Assert.Single(await UseNoticesAsync(server, user));
     }
 
@@ -113,7 +113,7 @@ public sealed class AuditAtomicityTests : IClassFixture<FakeClockServers>
     private static async Task<long> LastUsedStepAsync(ApplianceServer server, string user)
     {
         await using var c = await server.OpenDatabaseAsync();
-        return await c.QuerySingleAsync<long>("SELECT last_used_step FROM totp_factors WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND status = 'active'", new { user });
+        return await c.QuerySingleAsync<long>("SELECT last_used_step FROM totp_factors WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND status = 'active'", new { user });
     }
 
     private static async Task<string> StatusAsync(ApplianceServer server, string challengeId)

@@ -80,7 +80,7 @@ public sealed class SecurityKeyBrowserTests(BrowserFixture browser)
     {
         await using var connection = await browser.Server.OpenDatabaseAsync();
         var rows = (await connection.QueryAsync<KeyRow>(
-            "SELECT credential_id AS CredentialId, sign_count AS SignCount, last_used_at AS LastUsedAt FROM security_keys WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user))",
+            "SELECT credential_id AS CredentialId, sign_count AS SignCount, last_used_at AS LastUsedAt FROM security_keys WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)",
             new { user })).ToList();
         return Assert.Single(rows);
     }

@@ -331,13 +331,13 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     {
         await using var c = await server.OpenDatabaseAsync();
         var text = new StringBuilder();
-        foreach (var row in await c.QueryAsync("SELECT failures, locks, locked_until, hard_locked FROM lockouts WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user))", new { user }))
+        foreach (var row in await c.QueryAsync("SELECT failures, locks, locked_until, hard_locked FROM lockouts WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)", new { user }))
         {
             text.AppendLine(string.Join(",", ((IDictionary<string, object>)row).Values));
         }
 
         foreach (var row in await c.QueryAsync(
-                     "SELECT source, failures, blocks, blocked_until, last_failure_at, last_success_at FROM lockout_sources WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) ORDER BY source", new { user }))
+                     "SELECT source, failures, blocks, blocked_until, last_failure_at, last_success_at FROM lockout_sources WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) ORDER BY source", new { user }))
         {
             text.AppendLine(string.Join(",", ((IDictionary<string, object>)row).Values));
         }
@@ -349,7 +349,7 @@ public sealed class SourceLockoutTests(FakeClockServers servers) : IClassFixture
     {
         await using var c = await server.OpenDatabaseAsync();
         return await c.QuerySingleAsync<SourceRow>(
-            "SELECT failures, blocks, blocked_until AS BlockedUntil, last_success_at AS LastSuccessAt FROM lockout_sources WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND source LIKE @pattern",
+            "SELECT failures, blocks, blocked_until AS BlockedUntil, last_success_at AS LastSuccessAt FROM lockout_sources WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND source LIKE @pattern",
             new { user, pattern = "% " + network });
     }
 

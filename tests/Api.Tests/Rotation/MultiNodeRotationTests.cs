@@ -59,7 +59,7 @@ public sealed class MultiNodeRotationTests
         await a.RotateAsync("seal");
 
         // Then the factor enrolled on B is re-wrapped to v2 in the background and still verifies on B
-        await a.WaitForCountAsync($"SELECT COUNT(*) FROM totp_factors WHERE kek_version = 2 AND (user_key = '{appUser}' OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = '{appUser}'))", 1);
+        await a.WaitForCountAsync($"SELECT COUNT(*) FROM totp_factors WHERE kek_version = 2 AND user_key IN (SELECT identity_id FROM identity_contacts WHERE value = '{appUser}')", 1);
         a.Clock.Advance(TimeSpan.FromSeconds(30));
         await b.VerifyAppAsync(appUser, Rfc6238.CodeAt(seed, b.Now())).ExpectVerifiedAsync("APP");
 
@@ -74,6 +74,6 @@ public sealed class MultiNodeRotationTests
         Assert.Equal(2, await b.SealVersionOfLatestMessageAsync(lastOnB.User));
         var enrolledOnB = FactorApi.NewUser("b-app2");
         await b.EnrolAsync(enrolledOnB);
-        Assert.Equal(2, await b.CountAsync("SELECT kek_version FROM totp_factors WHERE (user_key = @enrolledOnB OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @enrolledOnB))", new { enrolledOnB }));
+        Assert.Equal(2, await b.CountAsync("SELECT kek_version FROM totp_factors WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @enrolledOnB)", new { enrolledOnB }));
     }
 }

@@ -38,7 +38,7 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
         Assert.True(Base64UrlText.Decode(challenge).Length >= 16);
         var now = server.Clock!.GetUtcNow().ToUnixTimeMilliseconds();
         Assert.Equal(1, await server.CountAsync(
-            "SELECT COUNT(*) FROM webauthn_ceremonies WHERE challenge = @challenge AND kind = 'registration' AND (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND used_at IS NULL AND created_at = @now AND expires_at = @expires",
+            "SELECT COUNT(*) FROM webauthn_ceremonies WHERE challenge = @challenge AND kind = 'registration' AND user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND used_at IS NULL AND created_at = @now AND expires_at = @expires",
             new { challenge, user, now, expires = now + 300_000 }));
 
         // When the authenticator's attestation is posted
@@ -54,7 +54,7 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
         Assert.Equal(Guid.Empty.ToString(), body.GetProperty("aaguid").GetString());
         Assert.False(body.TryGetProperty("last_used_at", out _), "never used: no last_used_at");
         Assert.False(body.GetProperty("livemode").GetBoolean());
-        Assert.Equal(0, await server.ScalarAsync<long>("SELECT sign_count FROM security_keys WHERE id = @id AND (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND attestation = 'none'", new { id, user }));
+        Assert.Equal(0, await server.ScalarAsync<long>("SELECT sign_count FROM security_keys WHERE id = @id AND user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND attestation = 'none'", new { id, user }));
         Assert.Equal(1, await server.CountAsync("SELECT COUNT(*) FROM webauthn_ceremonies WHERE challenge = @challenge AND used_at IS NOT NULL", new { challenge }));
 
         // When assertion options are requested, they allow exactly this credential
@@ -586,7 +586,7 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
         using var key = (await server.RegisterKeyAsync(user)).Authenticator;
         var unused = (await server.AssertionOptionsAsync(user)).GetProperty("challenge").GetString();
         await server.RegistrationOptionsAsync(bystander);
-        const string count = "SELECT COUNT(*) FROM webauthn_ceremonies WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user))";
+        const string count = "SELECT COUNT(*) FROM webauthn_ceremonies WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)";
         Assert.Equal(2, await server.CountAsync(count, new { user }));
 
         // When the options expired less than a day ago, then new options keep them (an answer is still code_expired)
@@ -601,7 +601,7 @@ public sealed class SecurityKeyTests(FakeClockServers servers) : IClassFixture<F
         // When more than a day has passed since they expired, then the user's next options request removes them
         server.Clock.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
         await server.AssertionOptionsAsync(user);
-        Assert.Equal(0, await server.CountAsync("SELECT COUNT(*) FROM webauthn_ceremonies WHERE (user_key = @user OR user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user)) AND challenge = @unused", new { user, unused }));
+        Assert.Equal(0, await server.CountAsync("SELECT COUNT(*) FROM webauthn_ceremonies WHERE user_key IN (SELECT identity_id FROM identity_contacts WHERE value = @user) AND challenge = @unused", new { user, unused }));
         Assert.Equal(3, await server.CountAsync(count, new { user }));
 
         // and the other user's expired ceremony stays until that user asks
