@@ -1,7 +1,6 @@
 using System.Data;
 using System.Data.Common;
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using DbUp;
 using DbUp.Engine;
 using Microsoft.Data.Sqlite;
@@ -16,9 +15,8 @@ namespace DevRift.Hsm.Appliance.Storage;
 /// </summary>
 public sealed class Database : IAsyncDisposable
 {
-    private static readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> s_configured = new();
-    private static readonly object s_configuredMark = new();
     private readonly string _connectionString;
+    private readonly SqliteConnectionPool? _sqlitePool;
     private readonly SqliteGroupCommit? _groupCommit;
 
     public Database(IOptions<StorageOptions> options)
@@ -28,6 +26,11 @@ public sealed class Database : IAsyncDisposable
         Provider = ParseProvider(o);
         _connectionString = Provider == StorageProvider.Sqlite ? SqliteConnectionString(o.ConnectionString) : o.ConnectionString;
         Dialect = new Dialect(Provider);
+        if (Provider == StorageProvider.Sqlite)
+        {
+            _sqlitePool = new SqliteConnectionPool(_connectionString, ConfigureSqliteAsync);
+        }
+
         if (Provider == StorageProvider.Sqlite && o.GroupCommit)
         {
             _groupCommit = new SqliteGroupCommit(OpenAsync);
@@ -40,37 +43,56 @@ public sealed class Database : IAsyncDisposable
         {
             await _groupCommit.DisposeAsync();
         }
+
+        if (_sqlitePool is not null)
+        {
+            await _sqlitePool.DisposeAsync();
+        }
     }
 
     public StorageProvider Provider { get; }
 
     public Dialect Dialect { get; }
 
+    /// <summary>
+    /// An open connection; disposing it gives it back. SQLite's come from <see cref="SqliteConnectionPool"/>, open and
+    /// with their prepared statements; PostgreSQL's from Npgsql's pool.
+    /// </summary>
     public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
     {
-        DbConnection connection = Provider == StorageProvider.Sqlite
-            ? new SqliteConnection(_connectionString)
-            : new NpgsqlConnection(_connectionString);
+        DbConnection? connection = null;
         try
         {
-            await connection.OpenAsync(cancellationToken);
-            if (connection is SqliteConnection sqlite && sqlite.Handle is { } handle && !s_configured.TryGetValue(handle, out _))
+            if (_sqlitePool is not null)
             {
-                // Once per native connection: the pool hands the same one out again with its settings.
-                await using var pragma = sqlite.CreateCommand();
-                pragma.CommandText = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
-                await pragma.ExecuteNonQueryAsync(cancellationToken);
-                s_configured.AddOrUpdate(handle, s_configuredMark);
+                return await _sqlitePool.OpenAsync(cancellationToken);
             }
 
+            connection = new NpgsqlConnection(_connectionString);
+            await connection.OpenAsync(cancellationToken);
             return connection;
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
         {
             // Failing to open is never the query's fault: a server that is down, refusing connections, or a full pool.
-            await connection.DisposeAsync();
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+
             throw new StorageUnavailableException($"the database cannot be reached ({e.GetType().Name})", e);
         }
+    }
+
+    /// <summary>
+    /// Once per native connection, when it is opened. (No <c>mmap_size</c>: with WAL, every read transaction after
+    /// another connection's write unmaps and remaps the file, and the TLB shootdowns cost more than the reads saved.)
+    /// </summary>
+    private static async Task ConfigureSqliteAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        await using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
+        await pragma.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>
