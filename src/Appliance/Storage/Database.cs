@@ -24,7 +24,7 @@ public sealed class Database : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
         Provider = ParseProvider(o);
-        _connectionString = Provider == StorageProvider.Sqlite ? SqliteConnectionString(o.ConnectionString) : o.ConnectionString;
+        _connectionString = Provider == StorageProvider.Sqlite ? SqliteConnectionString(o.ConnectionString) : PostgresConnectionString(o.ConnectionString);
         Dialect = new Dialect(Provider);
         if (Provider == StorageProvider.Sqlite)
         {
@@ -258,6 +258,27 @@ public sealed class Database : IAsyncDisposable
             || o.ConnectionString.Contains("Server=", StringComparison.OrdinalIgnoreCase)
             ? StorageProvider.Postgres
             : StorageProvider.Sqlite;
+    }
+
+    /// <summary>
+    /// Npgsql prepares on the server the statements a connection runs repeatedly (they are a fixed set here), so a
+    /// request's statements are parsed and planned once per pooled connection instead of on every call. An operator's
+    /// own <c>Max Auto Prepare</c> (0 turns it off, for a pooler in transaction mode) is kept.
+    /// </summary>
+    internal static string PostgresConnectionString(string raw)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(raw);
+
+        // Npgsql's builder answers ContainsKey for every keyword it knows, so ask the operator's own string.
+        var given = new DbConnectionStringBuilder { ConnectionString = raw };
+        var operatorChose = given.Keys.Cast<string>().Any(k => string.Equals(k.Replace(" ", string.Empty, StringComparison.Ordinal), "MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
+        if (!operatorChose)
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
+
+        return builder.ConnectionString;
     }
 
     private static string SqliteConnectionString(string raw)
