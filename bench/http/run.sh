@@ -121,6 +121,11 @@ stop_server() { # PID
   for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$1" 2>/dev/null || true
 }
+# keep_server_problems LABEL: the appliance's warnings and errors (its logs never carry secrets) beside the wrk output,
+# so that an unexpected status in the report can be traced to its cause after the data directory is gone.
+keep_server_problems() {
+  grep -E -A1 '^(warn|fail|crit):' "$work/$1/serve.log" > "$raw/$1-serve-problems.log" 2>/dev/null || true
+}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' /; }
@@ -336,6 +341,7 @@ spy_phase() {
   spy_count verify-app HB_MODE=verify-app HB_VALID=1 HB_FILE="$pairs" HB_OFFSET="$run_offset" HB_LIMIT="$run_limit"
   duration=$saved
   stop_server "$app_pid"
+  keep_server_problems spy
   rm -f "$spy_log"
 }
 
@@ -399,6 +405,7 @@ for db in "${db_list[@]}"; do
     fi
   done
   stop_server "$app_pid"
+  keep_server_problems "$db"
 done
 [ "$spy" = true ] && spy_phase
 
