@@ -5,7 +5,6 @@ using Dapper;
 using DevRift.Hsm.Api.Tests.Delivery;
 using DevRift.Hsm.Appliance.Storage;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Options;
 
 namespace DevRift.Hsm.Api.Tests.Storage;
 
@@ -15,19 +14,7 @@ namespace DevRift.Hsm.Api.Tests.Storage;
 /// </summary>
 public sealed class GroupCommitTests
 {
-    private static Database NewDatabase(out string path)
-    {
-        var directory = Path.Combine(Path.GetTempPath(), "devrift-group-commit", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        path = Path.Combine(directory, "t.db");
-        using (var c = new SqliteConnection($"Data Source={path}"))
-        {
-            c.Open();
-            c.Execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)");
-        }
-
-        return new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={path}" }));
-    }
+    private static Database NewDatabase(out string path) => ScratchSqlite.NewDatabase("devrift-group-commit", "id INTEGER PRIMARY KEY, who TEXT NOT NULL", groupCommit: true, out path);
 
     [Fact]
     public async Task A_batch_in_which_one_transaction_fails_commits_the_others_and_answers_each_once_durable()

@@ -2,7 +2,6 @@ using System.Data.Common;
 using Dapper;
 using DevRift.Hsm.Appliance.Storage;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Options;
 using SQLitePCL;
 
 namespace DevRift.Hsm.Api.Tests.Storage;
@@ -13,19 +12,7 @@ namespace DevRift.Hsm.Api.Tests.Storage;
 /// </summary>
 public sealed class SqliteConnectionPoolTests
 {
-    private static Database NewDatabase(out string path)
-    {
-        var directory = Path.Combine(Path.GetTempPath(), "devrift-sqlite-pool", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        path = Path.Combine(directory, "t.db");
-        using (var c = new SqliteConnection($"Data Source={path}"))
-        {
-            c.Open();
-            c.Execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL UNIQUE)");
-        }
-
-        return new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={path}", GroupCommit = false }));
-    }
+    private static Database NewDatabase(out string path) => ScratchSqlite.NewDatabase("devrift-sqlite-pool", "id INTEGER PRIMARY KEY, who TEXT NOT NULL UNIQUE", groupCommit: false, out path);
 
     /// <summary>The native connection behind a lease (a transaction's connection is the SQLite one).</summary>
     private static sqlite3 Native(DbConnection c)
