@@ -252,7 +252,8 @@ internal sealed class SqliteConnectionPool(string connectionString, Func<SqliteC
             }
         }
 
-        public override int CommandTimeout { get; set; } = 30;
+        /// <summary>The connection string's <c>Default Timeout</c>, as on any command of Microsoft.Data.Sqlite's.</summary>
+        public override int CommandTimeout { get; set; } = connection.Inner.DefaultTimeout;
 
         public override CommandType CommandType
         {
@@ -280,6 +281,10 @@ internal sealed class SqliteConnectionPool(string connectionString, Func<SqliteC
 
         protected override DbTransaction? DbTransaction { get; set; }
 
+        /// <summary>
+        /// Does nothing, as Microsoft.Data.Sqlite's own does; forwarding it could reach a statement that has already
+        /// gone back to the cache and on to another lease.
+        /// </summary>
         public override void Cancel()
         {
         }
