@@ -28,27 +28,7 @@ public sealed class GarbageModuleTests : IDisposable
     [InlineData("CKM_AES_CBC_PAD")]
     public void A_module_answering_with_garbage_fails_closed_and_serves_again_when_it_stops(string sealMechanism)
     {
-        var module = Environment.GetEnvironmentVariable("DEVRIFT_TEST_GARBAGE_MODULE") is { Length: > 0 } path
-            ? path
-            : throw new InvalidOperationException("DEVRIFT_TEST_GARBAGE_MODULE is not set: run the tests with ./test.sh, which builds it");
-
-        // The shim forwards to its own copy of SoftHSM2 (a second instance, not the one the other tests share)
-        // (one copy per process: the module stays loaded, and a second copy would be a second instance)
-        var target = Path.Combine(Path.GetTempPath(), $"devrift-softhsm2-copy-{Environment.ProcessId}.so");
-        lock (s_copyLock)
-        {
-            if (!File.Exists(target))
-            {
-                File.Copy(SoftHsmTokens.ModulePath, target);
-            }
-        }
-
-        HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_TARGET", target);
-        HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_SWITCH", _switch);
-        var options = SoftHsmTokens.CreateToken();
-        options.ModulePath = module;
-        options.SealMechanism = sealMechanism;
-        using var hsm = HsmConnection.Open(options);
+        using var hsm = OpenThroughShim(sealMechanism);
         hsm.InitializeKeys();
         var sealer = new Sealer(hsm);
         var vault = new SeedVault(hsm);
@@ -73,7 +53,73 @@ public sealed class GarbageModuleTests : IDisposable
         Assert.Equal(20, vault.ComputeHmac(wrapped, OtpNet.OtpHashMode.Sha1, [1]).Length);
     }
 
+    [Fact]
+    public void A_wrap_or_unwrap_refused_once_with_attribute_value_invalid_succeeds_and_one_refused_every_time_is_503()
+    {
+        // Given seeds wrapped through the shim while it forwards every call
+        using var hsm = OpenThroughShim();
+        hsm.InitializeKeys();
+        var vault = new SeedVault(hsm);
+        var seeds = Enumerable.Range(0, 4).Select(_ => RandomNumberGenerator.GetBytes(20)).ToList();
+        var wrapped = seeds.Take(2).Select(s => vault.Wrap(s)).ToList();
+        byte[] data = [0, 0, 0, 0, 0, 0, 0, 1];
+
+        // When every other C_WrapKey and C_UnwrapKey is refused with CKR_ATTRIBUTE_VALUE_INVALID (as SoftHSM2 does now
+        // and then under load): of any two calls in a row one is refused, so without a second attempt one of these fails
+        File.WriteAllText(_switch, "flaky");
+        wrapped.AddRange(seeds.Skip(2).Select(s => vault.Wrap(s)));
+
+        // Then wrapping and unwrapping (a first HMAC with each seed) both succeed, with the right results
+        for (var i = 0; i < seeds.Count; i++)
+        {
+            Assert.Equal(ReferenceHmacSha1(seeds[i], data), vault.ComputeHmac(wrapped[i], OtpNet.OtpHashMode.Sha1, data));
+        }
+
+        // And a module that refuses every time is still 503, wrap and unwrap alike
+        File.WriteAllText(_switch, "refuse");
+        AssertUnavailable(() => vault.Wrap(RandomNumberGenerator.GetBytes(20)));
+        File.WriteAllText(_switch, "off");
+        var freshSeed = RandomNumberGenerator.GetBytes(20);
+        var fresh = vault.Wrap(freshSeed); // not unwrapped yet: its first HMAC needs C_UnwrapKey
+        File.WriteAllText(_switch, "refuse");
+        AssertUnavailable(() => vault.ComputeHmac(fresh, OtpNet.OtpHashMode.Sha1, data));
+
+        // And it serves again once the module does
+        File.WriteAllText(_switch, "off");
+        Assert.Equal(ReferenceHmacSha1(freshSeed, data), vault.ComputeHmac(fresh, OtpNet.OtpHashMode.Sha1, data));
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private HsmConnection OpenThroughShim(string sealMechanism = "CKM_AES_GCM")
+    {
+        var module = Environment.GetEnvironmentVariable("DEVRIFT_TEST_GARBAGE_MODULE") is { Length: > 0 } path
+            ? path
+            : throw new InvalidOperationException("DEVRIFT_TEST_GARBAGE_MODULE is not set: run the tests with ./test.sh, which builds it");
+
+        // The shim forwards to its own copy of SoftHSM2 (a second instance, not the one the other tests share)
+        // (one copy per process: the module stays loaded, and a second copy would be a second instance)
+        var target = Path.Combine(Path.GetTempPath(), $"devrift-softhsm2-copy-{Environment.ProcessId}.so");
+        lock (s_copyLock)
+        {
+            if (!File.Exists(target))
+            {
+                File.Copy(SoftHsmTokens.ModulePath, target);
+            }
+        }
+
+        HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_TARGET", target);
+        HsmModules.SetNativeEnvironment("DEVRIFT_GARBAGE_SWITCH", _switch);
+        var options = SoftHsmTokens.CreateToken();
+        options.ModulePath = module;
+        options.SealMechanism = sealMechanism;
+        return HsmConnection.Open(options);
+    }
+
+    // The reference HMAC for a TOTP seed: RFC 6238's default is HMAC-SHA-1, which is what the vault computes here
+#pragma warning disable CA5350
+    private static byte[] ReferenceHmacSha1(byte[] key, byte[] data) => HMACSHA1.HashData(key, data);
+#pragma warning restore CA5350
 
     private static void AssertUnavailable(Action operation)
     {
