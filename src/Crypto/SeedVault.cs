@@ -45,7 +45,7 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             return hsm.Execute(ctx =>
             {
-                var obj = ctx.Session.CreateObject(SeedTemplate(value));
+                var obj = OnceMoreIfRefusedAtRandom(() => ctx.Session.CreateObject(SeedTemplate(value)), CKR.CKR_TEMPLATE_INCONSISTENT);
                 try
                 {
                     return WrapCurrent(ctx, obj);
@@ -120,14 +120,14 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         var scheme = hsm.WrapScheme;
         var (version, kek) = ctx.Keys.CurrentEntry(KeyPurpose.SeedKek);
-        var body = OnceMoreIfAttributeValueInvalid(() => scheme switch
+        var body = OnceMoreIfRefusedAtRandom(() => scheme switch
         {
             SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.WrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, obj),
             SeedWrapScheme.AesCbcPadHmac => CbcWrap(ctx, kek.Handle, obj),
             SeedWrapScheme.RsaOaepHmac => ctx.Session.WrapKey(OaepMechanism(),
                 kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init"), obj),
             _ => throw new InvalidOperationException(),
-        });
+        }, CKR.CKR_ATTRIBUTE_VALUE_INVALID);
         byte[] blob = [(byte)scheme, .. body];
         if (HsmSchemes.NeedsMacKey(scheme))
         {
@@ -144,19 +144,19 @@ public sealed class SeedVault(HsmConnection hsm)
     }
 
     /// <summary>
-    /// SoftHSM2 2.6.1 now and then answers a C_WrapKey or C_UnwrapKey with CKR_ATTRIBUTE_VALUE_INVALID when many run at
-    /// once (about 1 call in 10,000 with 32 requests in flight in the HTTP harness; the same call made again succeeds),
-    /// which reached users as 503 (the same family as softhsm/SoftHSMv2#573: object creation under concurrency failing
-    /// at random). Neither call changes anything when it fails, so it is made once more on the same
+    /// SoftHSM2 2.6.1 now and then refuses a call that succeeds when made again, when many run at once: C_WrapKey or
+    /// C_UnwrapKey with CKR_ATTRIBUTE_VALUE_INVALID, a seed's C_CreateObject with CKR_TEMPLATE_INCONSISTENT (about 1 call
+    /// in 10,000 with 32 requests in flight in the HTTP harness; the same family as softhsm/SoftHSMv2#573), which
+    /// reached users as 503. None of these calls changes anything when it fails, so it is made once more on the same
     /// session; a second refusal is the module's answer and is reported as before.
     /// </summary>
-    private static T OnceMoreIfAttributeValueInvalid<T>(Func<T> call)
+    private static T OnceMoreIfRefusedAtRandom<T>(Func<T> call, CKR refusal)
     {
         try
         {
             return call();
         }
-        catch (Pkcs11Exception e) when (e.RV == CKR.CKR_ATTRIBUTE_VALUE_INVALID)
+        catch (Pkcs11Exception e) when (e.RV == refusal)
         {
             return call();
         }
@@ -167,7 +167,7 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         try
         {
-            return OnceMoreIfAttributeValueInvalid(() => UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: true)));
+            return OnceMoreIfRefusedAtRandom(() => UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: true)), CKR.CKR_ATTRIBUTE_VALUE_INVALID);
         }
         catch (Pkcs11Exception e) when (extractable && e.RV == CKR.CKR_ATTRIBUTE_READ_ONLY)
         {

@@ -54,7 +54,7 @@ public sealed class GarbageModuleTests : IDisposable
     }
 
     [Fact]
-    public void A_wrap_or_unwrap_refused_once_with_attribute_value_invalid_succeeds_and_one_refused_every_time_is_503()
+    public void A_seed_create_wrap_or_unwrap_refused_once_succeeds_and_one_refused_every_time_is_503()
     {
         // Given seeds wrapped through the shim while it forwards every call
         using var hsm = OpenThroughShim();
@@ -64,18 +64,19 @@ public sealed class GarbageModuleTests : IDisposable
         var wrapped = seeds.Take(2).Select(s => vault.Wrap(s)).ToList();
         byte[] data = [0, 0, 0, 0, 0, 0, 0, 1];
 
-        // When every other C_WrapKey and C_UnwrapKey is refused with CKR_ATTRIBUTE_VALUE_INVALID (as SoftHSM2 does now
-        // and then under load): of any two calls in a row one is refused, so without a second attempt one of these fails
+        // When every other C_WrapKey and C_UnwrapKey is refused with CKR_ATTRIBUTE_VALUE_INVALID and every other
+        // C_CreateObject with CKR_TEMPLATE_INCONSISTENT (as SoftHSM2 does now and then under load): of any two calls in a
+        // row one is refused, so without a second attempt one of these fails
         File.WriteAllText(_switch, "flaky");
         wrapped.AddRange(seeds.Skip(2).Select(s => vault.Wrap(s)));
 
-        // Then wrapping and unwrapping (a first HMAC with each seed) both succeed, with the right results
+        // Then bringing the seed in, wrapping and unwrapping it (a first HMAC with each seed) succeed, with the right results
         for (var i = 0; i < seeds.Count; i++)
         {
             Assert.Equal(ReferenceHmacSha1(seeds[i], data), vault.ComputeHmac(wrapped[i], OtpNet.OtpHashMode.Sha1, data));
         }
 
-        // And a module that refuses every time is still 503, wrap and unwrap alike
+        // And a module that refuses every time is still 503, enrolment and unwrap alike
         File.WriteAllText(_switch, "refuse");
         AssertUnavailable(() => vault.Wrap(RandomNumberGenerator.GetBytes(20)));
         File.WriteAllText(_switch, "off");

@@ -4,9 +4,9 @@
  * query of C_Encrypt, C_Decrypt and C_Sign with (CK_ULONG)-1, and reports (CK_ULONG)-1 bytes written by C_Encrypt and
  * C_Decrypt and one byte too few by C_Sign — what a broken proxy does (Caml Crush's GCM answers). While it holds
  * "flaky", every other C_UnwrapKey and C_WrapKey that writes a key (the first of each pair; a C_WrapKey length
- * query is forwarded) answers CKR_ATTRIBUTE_VALUE_INVALID without calling the module, the way SoftHSM2 2.6.1 now and
- * then does under concurrency; while it holds "refuse", every one does. Built by test.sh with cc against p11-kit's
- * pkcs11.h.
+ * query is forwarded) answers CKR_ATTRIBUTE_VALUE_INVALID, and every other C_CreateObject CKR_TEMPLATE_INCONSISTENT,
+ * without calling the module, the way SoftHSM2 2.6.1 now and then does under concurrency; while it holds "refuse",
+ * every one does. Built by test.sh with cc against p11-kit's pkcs11.h.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -37,28 +37,34 @@ static int garbage(void)
   return strcmp(buffer, "on") == 0;
 }
 
-static unsigned long wrap_calls;
+static unsigned long wrap_calls, create_calls;
 
-/* True when this C_WrapKey or C_UnwrapKey is to be refused with CKR_ATTRIBUTE_VALUE_INVALID. */
-static int refuse_attribute(void)
+/* True when this call (counted in *calls) is to be refused: every one while "refuse", every other one while "flaky". */
+static int refuse_call(unsigned long *calls)
 {
   char buffer[16];
   mode(buffer);
   if (strcmp(buffer, "refuse") == 0) return 1;
-  return strcmp(buffer, "flaky") == 0 && __atomic_fetch_add(&wrap_calls, 1, __ATOMIC_SEQ_CST) % 2 == 0;
+  return strcmp(buffer, "flaky") == 0 && __atomic_fetch_add(calls, 1, __ATOMIC_SEQ_CST) % 2 == 0;
+}
+
+static CK_RV create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR template, CK_ULONG count, CK_OBJECT_HANDLE_PTR object)
+{
+  if (refuse_call(&create_calls)) return CKR_TEMPLATE_INCONSISTENT;
+  return target->C_CreateObject(s, template, count, object);
 }
 
 static CK_RV wrap_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key,
                       CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
-  if (out != NULL && refuse_attribute()) return CKR_ATTRIBUTE_VALUE_INVALID;
+  if (out != NULL && refuse_call(&wrap_calls)) return CKR_ATTRIBUTE_VALUE_INVALID;
   return target->C_WrapKey(s, m, wrapping, key, out, outLen);
 }
 
 static CK_RV unwrap_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE unwrapping, CK_BYTE_PTR in,
                         CK_ULONG inLen, CK_ATTRIBUTE_PTR template, CK_ULONG count, CK_OBJECT_HANDLE_PTR key)
 {
-  if (refuse_attribute()) return CKR_ATTRIBUTE_VALUE_INVALID;
+  if (refuse_call(&wrap_calls)) return CKR_ATTRIBUTE_VALUE_INVALID;
   return target->C_UnwrapKey(s, m, unwrapping, in, inLen, template, count, key);
 }
 
@@ -103,6 +109,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
     list.C_Sign = sign;
     list.C_WrapKey = wrap_key;
     list.C_UnwrapKey = unwrap_key;
+    list.C_CreateObject = create_object;
   }
   *out = &list;
   return CKR_OK;
