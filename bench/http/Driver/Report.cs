@@ -129,7 +129,7 @@ internal static class Report
                 var slow = Median(small.App, r => r.Num("rps")) / Median(large.App, r => r.Num("rps"));
                 var complete = enrolled >= long.Parse(second, s_inv);
                 Row($"valid APP verify at {second} factors within 1.2× of {first}, {db}",
-                    $"{first}: {Median(small.App, r => r.Num("rps")):0} req/s, {enrolled}: {Median(large.App, r => r.Num("rps")):0} req/s ({slow:0.00}× slower){(complete ? "" : $"; only {enrolled} of {second} enrolled")}",
+                    $"{first}: {Median(small.App, r => r.Num("rps")):0} req/s, {enrolled}: {Median(large.App, r => r.Num("rps")):0} req/s ({first} ÷ {enrolled}: {slow:0.00}×){(complete ? "" : $"; only {enrolled} of {second} enrolled")}",
                     complete ? slow <= 1.2 : false);
             }
 
