@@ -71,7 +71,8 @@ internal static class KeyGenerator
             HsmContext.Attribute(CKA.CKA_SIGN, !aes),
             HsmContext.Attribute(CKA.CKA_VERIFY, !aes),
         ]);
-        session.GenerateKey(HsmContext.Mechanism(aes ? CKM.CKM_AES_KEY_GEN : CKM.CKM_GENERIC_SECRET_KEY_GEN), attributes);
+        using var template = new Pkcs11Template(attributes);
+        session.GenerateKey(HsmContext.Mechanism(aes ? CKM.CKM_AES_KEY_GEN : CKM.CKM_GENERIC_SECRET_KEY_GEN), template.Attributes);
     }
 
     private static void GenerateMac(ISession session, string label)
@@ -88,7 +89,8 @@ internal static class KeyGenerator
             HsmContext.Attribute(CKA.CKA_SIGN, true),
             HsmContext.Attribute(CKA.CKA_VERIFY, true),
         ]);
-        session.GenerateKey(HsmContext.Mechanism(CKM.CKM_GENERIC_SECRET_KEY_GEN), attributes);
+        using var template = new Pkcs11Template(attributes);
+        session.GenerateKey(HsmContext.Mechanism(CKM.CKM_GENERIC_SECRET_KEY_GEN), template.Attributes);
     }
 
     private static void GenerateRsaKek(ISession session, string label)
@@ -112,7 +114,9 @@ internal static class KeyGenerator
             HsmContext.Attribute(CKA.CKA_DECRYPT, false),
             HsmContext.Attribute(CKA.CKA_SIGN, false),
         ]);
-        session.GenerateKeyPair(HsmContext.Mechanism(CKM.CKM_RSA_PKCS_KEY_PAIR_GEN), publicKey, privateKey, out _, out _);
+        using var publicTemplate = new Pkcs11Template(publicKey);
+        using var privateTemplate = new Pkcs11Template(privateKey);
+        session.GenerateKeyPair(HsmContext.Mechanism(CKM.CKM_RSA_PKCS_KEY_PAIR_GEN), publicTemplate.Attributes, privateTemplate.Attributes, out _, out _);
     }
 
     private static List<IObjectAttribute> Common(string label, bool token) =>

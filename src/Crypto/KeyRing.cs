@@ -41,10 +41,12 @@ internal sealed class KeyRing
         var rsa = new HashSet<(KeyPurpose, int)>();
         foreach (var (type, target) in new[] { (CKO.CKO_SECRET_KEY, main), (CKO.CKO_PRIVATE_KEY, main), (CKO.CKO_PUBLIC_KEY, publics) })
         {
-            var found = session.FindAllObjects([
-                HsmContext.Attribute(CKA.CKA_CLASS, type),
-                HsmContext.Attribute(CKA.CKA_TOKEN, true),
-            ]);
+            List<IObjectHandle> found;
+            using (var template = new Pkcs11Template([HsmContext.Attribute(CKA.CKA_CLASS, type), HsmContext.Attribute(CKA.CKA_TOKEN, true)]))
+            {
+                found = session.FindAllObjects(template.Attributes);
+            }
+
             foreach (var handle in found)
             {
                 var label = session.GetAttributeValue(handle, [CKA.CKA_LABEL])[0].GetValueAsString();

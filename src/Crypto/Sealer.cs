@@ -41,7 +41,12 @@ public sealed class Sealer(HsmConnection hsm)
                 case SealScheme.AesGcm:
                     return [.. header, .. ctx.Connection.Signer.Gcm(ctx.Session, entry.Handle, iv, Aad(header, context), plaintext, encrypt: true)];
                 case SealScheme.AesCbcPadHmac:
-                    byte[] cbc = [.. header, .. ctx.Session.Encrypt(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), entry.Handle, plaintext)];
+                    byte[] cbc;
+                    using (var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv))
+                    {
+                        cbc = [.. header, .. ctx.Session.Encrypt(mechanism, entry.Handle, plaintext)];
+                    }
+
                     return [.. cbc, .. Mac(ctx, entry.MacKey(KeyPurpose.Seal, version), cbc, header.Length, context)];
                 default:
                     byte[] ctr = [.. header, .. Ctr(ctx, entry.Handle, iv, plaintext)];
@@ -87,9 +92,13 @@ public sealed class Sealer(HsmConnection hsm)
                 }
 
                 var ciphertext = body[headerLength..];
-                return scheme == SealScheme.AesCbcPadHmac
-                    ? ctx.Session.Decrypt(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), entry.Handle, ciphertext)
-                    : Ctr(ctx, entry.Handle, iv, ciphertext);
+                if (scheme != SealScheme.AesCbcPadHmac)
+                {
+                    return Ctr(ctx, entry.Handle, iv, ciphertext);
+                }
+
+                using var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv);
+                return ctx.Session.Decrypt(mechanism, entry.Handle, ciphertext);
             }
             catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
             {

@@ -45,7 +45,12 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             return hsm.Execute(ctx =>
             {
-                var obj = OnceMoreIfRefusedAtRandom(() => ctx.Session.CreateObject(SeedTemplate(value)), CKR.CKR_TEMPLATE_INCONSISTENT);
+                IObjectHandle obj;
+                using (var template = SeedTemplate(value))
+                {
+                    obj = ctx.Session.CreateObject(template.Attributes);
+                }
+
                 try
                 {
                     return WrapCurrent(ctx, obj);
@@ -93,7 +98,12 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         // The way an enrolment brings a seed in (C_CreateObject), so that a module without key generation is ready too.
         var value = ctx.Session.GenerateRandom(20);
-        var obj = ctx.Session.CreateObject(SeedTemplate(value));
+        IObjectHandle obj;
+        using (var template = SeedTemplate(value))
+        {
+            obj = ctx.Session.CreateObject(template.Attributes);
+        }
+
         CryptographicOperations.ZeroMemory(value);
         try
         {
@@ -120,14 +130,13 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         var scheme = hsm.WrapScheme;
         var (version, kek) = ctx.Keys.CurrentEntry(KeyPurpose.SeedKek);
-        var body = OnceMoreIfRefusedAtRandom(() => scheme switch
+        var body = scheme switch
         {
             SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.WrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, obj),
             SeedWrapScheme.AesCbcPadHmac => CbcWrap(ctx, kek.Handle, obj),
-            SeedWrapScheme.RsaOaepHmac => ctx.Session.WrapKey(OaepMechanism(),
-                kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init"), obj),
+            SeedWrapScheme.RsaOaepHmac => OaepWrap(ctx, kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init"), obj),
             _ => throw new InvalidOperationException(),
-        }, CKR.CKR_ATTRIBUTE_VALUE_INVALID);
+        };
         byte[] blob = [(byte)scheme, .. body];
         if (HsmSchemes.NeedsMacKey(scheme))
         {
@@ -140,26 +149,14 @@ public sealed class SeedVault(HsmConnection hsm)
     private static byte[] CbcWrap(HsmContext ctx, IObjectHandle kek, IObjectHandle obj)
     {
         var iv = ctx.Session.GenerateRandom(16);
-        return [.. iv, .. ctx.Session.WrapKey(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv), kek, obj)];
+        using var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv);
+        return [.. iv, .. ctx.Session.WrapKey(mechanism, kek, obj)];
     }
 
-    /// <summary>
-    /// SoftHSM2 2.6.1 now and then refuses a call that succeeds when made again, when many run at once: C_WrapKey or
-    /// C_UnwrapKey with CKR_ATTRIBUTE_VALUE_INVALID, a seed's C_CreateObject with CKR_TEMPLATE_INCONSISTENT (about 1 call
-    /// in 10,000 with 32 requests in flight in the HTTP harness; the same family as softhsm/SoftHSMv2#573), which
-    /// reached users as 503. None of these calls changes anything when it fails, so it is made once more on the same
-    /// session; a second refusal is the module's answer and is reported as before.
-    /// </summary>
-    private static T OnceMoreIfRefusedAtRandom<T>(Func<T> call, CKR refusal)
+    private static byte[] OaepWrap(HsmContext ctx, IObjectHandle kek, IObjectHandle obj)
     {
-        try
-        {
-            return call();
-        }
-        catch (Pkcs11Exception e) when (e.RV == refusal)
-        {
-            return call();
-        }
+        using var mechanism = OaepMechanism();
+        return ctx.Session.WrapKey(mechanism, kek, obj);
     }
 
     /// <summary>Unwraps a stored seed into a session object; a blob that fails its tag or the HSM's check is <see cref="HsmDataException"/>.</summary>
@@ -167,12 +164,14 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         try
         {
-            return OnceMoreIfRefusedAtRandom(() => UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: true)), CKR.CKR_ATTRIBUTE_VALUE_INVALID);
+            using var template = UnwrapTemplate(extractable, explicitExtractable: true);
+            return UnwrapObject(ctx, seed, template.Attributes);
         }
         catch (Pkcs11Exception e) when (extractable && e.RV == CKR.CKR_ATTRIBUTE_READ_ONLY)
         {
             // openCryptoki refuses CKA_EXTRACTABLE in an unwrap template (its default for an unwrapped key is true).
-            return UnwrapObject(ctx, seed, UnwrapTemplate(extractable, explicitExtractable: false));
+            using var template = UnwrapTemplate(extractable, explicitExtractable: false);
+            return UnwrapObject(ctx, seed, template.Attributes);
         }
     }
 
@@ -208,8 +207,8 @@ public sealed class SeedVault(HsmConnection hsm)
             return scheme switch
             {
                 SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.UnwrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, body.ToArray(), template),
-                SeedWrapScheme.AesCbcPadHmac => ctx.Session.UnwrapKey(HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, body[..16].ToArray()), kek.Handle, body[16..].ToArray(), template),
-                SeedWrapScheme.RsaOaepHmac => ctx.Session.UnwrapKey(OaepMechanism(), kek.Handle, body.ToArray(), template),
+                SeedWrapScheme.AesCbcPadHmac => CbcUnwrap(ctx, kek.Handle, body, template),
+                SeedWrapScheme.RsaOaepHmac => OaepUnwrap(ctx, kek.Handle, body, template),
                 _ => throw new HsmDataException("not a wrapped seed"),
             };
         }
@@ -217,6 +216,18 @@ public sealed class SeedVault(HsmConnection hsm)
         {
             throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
         }
+    }
+
+    private static IObjectHandle CbcUnwrap(HsmContext ctx, IObjectHandle kek, ReadOnlySpan<byte> body, List<IObjectAttribute> template)
+    {
+        using var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, body[..16].ToArray());
+        return ctx.Session.UnwrapKey(mechanism, kek, body[16..].ToArray(), template);
+    }
+
+    private static IObjectHandle OaepUnwrap(HsmContext ctx, IObjectHandle kek, ReadOnlySpan<byte> body, List<IObjectAttribute> template)
+    {
+        using var mechanism = OaepMechanism();
+        return ctx.Session.UnwrapKey(mechanism, kek, body.ToArray(), template);
     }
 
     private const int TagLength = 32;
@@ -327,7 +338,7 @@ public sealed class SeedVault(HsmConnection hsm)
     }
 
     /// <summary>A seed brought into the HSM as a session object, extractable only so that it can be wrapped.</summary>
-    private static List<IObjectAttribute> SeedTemplate(byte[] value) =>
+    private static Pkcs11Template SeedTemplate(byte[] value) => new(
     [
         HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
         HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
@@ -337,9 +348,9 @@ public sealed class SeedVault(HsmConnection hsm)
         HsmContext.Attribute(CKA.CKA_EXTRACTABLE, true),
         HsmContext.Attribute(CKA.CKA_SIGN, true),
         HsmContext.Attribute(CKA.CKA_VALUE, value),
-    ];
+    ]);
 
-    private static List<IObjectAttribute> UnwrapTemplate(bool extractable, bool explicitExtractable = true) =>
+    private static Pkcs11Template UnwrapTemplate(bool extractable, bool explicitExtractable = true) => new(
     [
         HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
         HsmContext.Attribute(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET),
@@ -354,7 +365,7 @@ public sealed class SeedVault(HsmConnection hsm)
         HsmContext.Attribute(CKA.CKA_WRAP, false),
         HsmContext.Attribute(CKA.CKA_UNWRAP, false),
         HsmContext.Attribute(CKA.CKA_DERIVE, false),
-    ];
+    ]);
 
     internal static CKM HmacMechanism(OtpHashMode mode) => mode switch
     {

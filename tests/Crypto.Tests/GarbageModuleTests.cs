@@ -54,29 +54,57 @@ public sealed class GarbageModuleTests : IDisposable
     }
 
     [Fact]
-    public void A_seed_create_wrap_or_unwrap_refused_once_succeeds_and_one_refused_every_time_is_503()
+    public void A_template_stays_valid_for_the_whole_call_while_the_collector_runs()
     {
-        // Given seeds wrapped through the shim while it forwards every call
+        // Given a module that holds every call taking a template (C_CreateObject, C_UnwrapKey, C_FindObjectsInit) for
+        // 10 ms and refuses it if the template's memory changed meanwhile
         using var hsm = OpenThroughShim();
         hsm.InitializeKeys();
         var vault = new SeedVault(hsm);
-        var seeds = Enumerable.Range(0, 4).Select(_ => RandomNumberGenerator.GetBytes(20)).ToList();
-        var wrapped = seeds.Take(2).Select(s => vault.Wrap(s)).ToList();
+        byte[] data = [0, 0, 0, 0, 0, 0, 0, 1];
+        File.WriteAllText(_switch, "hold");
+
+        // When the collector runs and finalizes all the while seeds are brought in and unwrapped, and the key ring reloaded
+        using var stop = new CancellationTokenSource();
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        }) { IsBackground = true };
+        collector.Start();
+        try
+        {
+            // Then every call succeeds, with the right result (a template freed during its call — Pkcs11Interop's
+            // attribute objects free their memory when finalized — would be refused here)
+            for (var i = 0; i < 150; i++)
+            {
+                var seed = RandomNumberGenerator.GetBytes(20);
+                var wrapped = vault.Wrap(seed);
+                Assert.Equal(ReferenceHmacSha1(seed, data), vault.ComputeHmac(wrapped, OtpNet.OtpHashMode.Sha1, data));
+            }
+
+            hsm.ReloadKeys();
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Join();
+            File.WriteAllText(_switch, "off");
+        }
+    }
+
+    [Fact]
+    public void A_module_that_refuses_every_seed_call_is_503_and_serves_again_when_it_stops()
+    {
+        using var hsm = OpenThroughShim();
+        hsm.InitializeKeys();
+        var vault = new SeedVault(hsm);
         byte[] data = [0, 0, 0, 0, 0, 0, 0, 1];
 
-        // When every other C_WrapKey and C_UnwrapKey is refused with CKR_ATTRIBUTE_VALUE_INVALID and every other
-        // C_CreateObject with CKR_TEMPLATE_INCONSISTENT (as SoftHSM2 does now and then under load): of any two calls in a
-        // row one is refused, so without a second attempt one of these fails
-        File.WriteAllText(_switch, "flaky");
-        wrapped.AddRange(seeds.Skip(2).Select(s => vault.Wrap(s)));
-
-        // Then bringing the seed in, wrapping and unwrapping it (a first HMAC with each seed) succeed, with the right results
-        for (var i = 0; i < seeds.Count; i++)
-        {
-            Assert.Equal(ReferenceHmacSha1(seeds[i], data), vault.ComputeHmac(wrapped[i], OtpNet.OtpHashMode.Sha1, data));
-        }
-
-        // And a module that refuses every time is still 503, enrolment and unwrap alike
+        // Enrolment (C_CreateObject, then C_WrapKey) and a first HMAC (C_UnwrapKey) refused every time are 503
         File.WriteAllText(_switch, "refuse");
         AssertUnavailable(() => vault.Wrap(RandomNumberGenerator.GetBytes(20)));
         File.WriteAllText(_switch, "off");

@@ -3,15 +3,18 @@
  * named by DEVRIFT_GARBAGE_TARGET and, while the file named by DEVRIFT_GARBAGE_SWITCH holds "on", answers the length
  * query of C_Encrypt, C_Decrypt and C_Sign with (CK_ULONG)-1, and reports (CK_ULONG)-1 bytes written by C_Encrypt and
  * C_Decrypt and one byte too few by C_Sign — what a broken proxy does (Caml Crush's GCM answers). While it holds
- * "flaky", every other C_UnwrapKey and C_WrapKey that writes a key (the first of each pair; a C_WrapKey length
- * query is forwarded) answers CKR_ATTRIBUTE_VALUE_INVALID, and every other C_CreateObject CKR_TEMPLATE_INCONSISTENT,
- * without calling the module, the way SoftHSM2 2.6.1 now and then does under concurrency; while it holds "refuse",
- * every one does. Built by test.sh with cc against p11-kit's pkcs11.h.
+ * "refuse", every C_UnwrapKey and C_WrapKey that writes a key (a C_WrapKey length query is forwarded) answers
+ * CKR_ATTRIBUTE_VALUE_INVALID, and every C_CreateObject CKR_TEMPLATE_INCONSISTENT, without calling the module. While
+ * it holds "hold", C_CreateObject, C_UnwrapKey and C_FindObjectsInit copy the template's values, wait 10 ms, and
+ * answer the same way without calling the module when any value changed in the meantime: the caller must keep the
+ * template's memory valid for the whole call (memory freed meanwhile is overwritten by malloc's free lists, which is
+ * how SoftHSM2 came to see garbage). Built by test.sh with cc against p11-kit's pkcs11.h.
  */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "p11-kit/pkcs11.h"
 
 static CK_FUNCTION_LIST list;
@@ -37,34 +40,58 @@ static int garbage(void)
   return strcmp(buffer, "on") == 0;
 }
 
-static unsigned long wrap_calls, create_calls;
-
-/* True when this call (counted in *calls) is to be refused: every one while "refuse", every other one while "flaky". */
-static int refuse_call(unsigned long *calls)
+/* True while "refuse". */
+static int refuse_call(void)
 {
   char buffer[16];
   mode(buffer);
-  if (strcmp(buffer, "refuse") == 0) return 1;
-  return strcmp(buffer, "flaky") == 0 && __atomic_fetch_add(calls, 1, __ATOMIC_SEQ_CST) % 2 == 0;
+  return strcmp(buffer, "refuse") == 0;
+}
+
+#define HOLD_MAX 32
+#define HOLD_BYTES 64
+
+/* While "hold": whether the template's values changed during a 10 ms wait (the first HOLD_BYTES of each). */
+static int changed_while_held(CK_ATTRIBUTE_PTR template, CK_ULONG count)
+{
+  char buffer[16];
+  mode(buffer);
+  if (strcmp(buffer, "hold") != 0 || template == NULL || count == 0 || count > HOLD_MAX) return 0;
+  unsigned char copy[HOLD_MAX][HOLD_BYTES];
+  CK_ULONG length[HOLD_MAX];
+  for (CK_ULONG i = 0; i < count; i++) {
+    length[i] = template[i].pValue == NULL ? 0 : (template[i].ulValueLen < HOLD_BYTES ? template[i].ulValueLen : HOLD_BYTES);
+    if (length[i] > 0) memcpy(copy[i], template[i].pValue, length[i]);
+  }
+  usleep(10000);
+  for (CK_ULONG i = 0; i < count; i++)
+    if (length[i] > 0 && memcmp(copy[i], template[i].pValue, length[i]) != 0) return 1;
+  return 0;
 }
 
 static CK_RV create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR template, CK_ULONG count, CK_OBJECT_HANDLE_PTR object)
 {
-  if (refuse_call(&create_calls)) return CKR_TEMPLATE_INCONSISTENT;
+  if (refuse_call() || changed_while_held(template, count)) return CKR_TEMPLATE_INCONSISTENT;
   return target->C_CreateObject(s, template, count, object);
+}
+
+static CK_RV find_objects_init(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR template, CK_ULONG count)
+{
+  if (changed_while_held(template, count)) return CKR_ATTRIBUTE_VALUE_INVALID;
+  return target->C_FindObjectsInit(s, template, count);
 }
 
 static CK_RV wrap_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key,
                       CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
-  if (out != NULL && refuse_call(&wrap_calls)) return CKR_ATTRIBUTE_VALUE_INVALID;
+  if (out != NULL && refuse_call()) return CKR_ATTRIBUTE_VALUE_INVALID;
   return target->C_WrapKey(s, m, wrapping, key, out, outLen);
 }
 
 static CK_RV unwrap_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE unwrapping, CK_BYTE_PTR in,
                         CK_ULONG inLen, CK_ATTRIBUTE_PTR template, CK_ULONG count, CK_OBJECT_HANDLE_PTR key)
 {
-  if (refuse_call(&wrap_calls)) return CKR_ATTRIBUTE_VALUE_INVALID;
+  if (refuse_call() || changed_while_held(template, count)) return CKR_ATTRIBUTE_VALUE_INVALID;
   return target->C_UnwrapKey(s, m, unwrapping, in, inLen, template, count, key);
 }
 
@@ -110,6 +137,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
     list.C_WrapKey = wrap_key;
     list.C_UnwrapKey = unwrap_key;
     list.C_CreateObject = create_object;
+    list.C_FindObjectsInit = find_objects_init;
   }
   *out = &list;
   return CKR_OK;
