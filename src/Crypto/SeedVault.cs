@@ -130,14 +130,12 @@ public sealed class SeedVault(HsmConnection hsm)
     {
         var scheme = hsm.WrapScheme;
         var (version, kek) = ctx.Keys.CurrentEntry(KeyPurpose.SeedKek);
-        var body = scheme switch
-        {
-            SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.WrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, obj),
-            SeedWrapScheme.AesCbcPadHmac => CbcWrap(ctx, kek.Handle, obj),
-            SeedWrapScheme.RsaOaepHmac => OaepWrap(ctx, kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init"), obj),
-            _ => throw new InvalidOperationException(),
-        };
-        byte[] blob = [(byte)scheme, .. body];
+        var wrappingKey = scheme == SeedWrapScheme.RsaOaepHmac
+            ? kek.Public ?? throw new HsmConfigurationException($"{KeyLabels.Label(KeyPurpose.SeedKek, version)} has no RSA public key; run init")
+            : kek.Handle;
+        byte[] iv = scheme == SeedWrapScheme.AesCbcPadHmac ? ctx.Session.GenerateRandom(16) : [];
+        using var mechanism = WrapMechanism(scheme, iv);
+        byte[] blob = [(byte)scheme, .. iv, .. ctx.Session.WrapKey(mechanism, wrappingKey, obj)];
         if (HsmSchemes.NeedsMacKey(scheme))
         {
             blob = [.. blob, .. Tag(ctx, kek.MacKey(KeyPurpose.SeedKek, version), version, blob)];
@@ -146,18 +144,17 @@ public sealed class SeedVault(HsmConnection hsm)
         return new WrappedSeed(version, blob);
     }
 
-    private static byte[] CbcWrap(HsmContext ctx, IObjectHandle kek, IObjectHandle obj)
+    /// <summary>
+    /// The mechanism of <paramref name="scheme"/>, CBC's with its IV (empty for the others). CBC's IV and OAEP's
+    /// parameters are native memory the mechanism owns: dispose it after the call (see <see cref="Pkcs11Template"/>).
+    /// </summary>
+    private static IMechanism WrapMechanism(SeedWrapScheme scheme, byte[] iv) => scheme switch
     {
-        var iv = ctx.Session.GenerateRandom(16);
-        using var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv);
-        return [.. iv, .. ctx.Session.WrapKey(mechanism, kek, obj)];
-    }
-
-    private static byte[] OaepWrap(HsmContext ctx, IObjectHandle kek, IObjectHandle obj)
-    {
-        using var mechanism = OaepMechanism();
-        return ctx.Session.WrapKey(mechanism, kek, obj);
-    }
+        SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)),
+        SeedWrapScheme.AesCbcPadHmac => HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, iv),
+        SeedWrapScheme.RsaOaepHmac => OaepMechanism(),
+        _ => throw new InvalidOperationException(),
+    };
 
     /// <summary>Unwraps a stored seed into a session object; a blob that fails its tag or the HSM's check is <see cref="HsmDataException"/>.</summary>
     private IObjectHandle UnwrapObject(HsmContext ctx, WrappedSeed seed, bool extractable)
@@ -204,30 +201,14 @@ public sealed class SeedVault(HsmConnection hsm)
                 throw new HsmDataException($"the wrapped seed's scheme does not match {KeyLabels.Label(KeyPurpose.SeedKek, seed.KekVersion)}");
             }
 
-            return scheme switch
-            {
-                SeedWrapScheme.AesKeyWrapPad or SeedWrapScheme.AesKeyWrap => ctx.Session.UnwrapKey(HsmContext.Mechanism(HsmSchemes.Mechanism(scheme)), kek.Handle, body.ToArray(), template),
-                SeedWrapScheme.AesCbcPadHmac => CbcUnwrap(ctx, kek.Handle, body, template),
-                SeedWrapScheme.RsaOaepHmac => OaepUnwrap(ctx, kek.Handle, body, template),
-                _ => throw new HsmDataException("not a wrapped seed"),
-            };
+            byte[] iv = scheme == SeedWrapScheme.AesCbcPadHmac ? body[..16].ToArray() : [];
+            using var mechanism = WrapMechanism(scheme, iv);
+            return ctx.Session.UnwrapKey(mechanism, kek.Handle, body[iv.Length..].ToArray(), template);
         }
         catch (Pkcs11Exception e) when (HsmContext.IsBadData(ctx, e))
         {
             throw new HsmDataException($"the wrapped seed was refused by the HSM ({e.RV})", e);
         }
-    }
-
-    private static IObjectHandle CbcUnwrap(HsmContext ctx, IObjectHandle kek, ReadOnlySpan<byte> body, List<IObjectAttribute> template)
-    {
-        using var mechanism = HsmContext.Mechanism(CKM.CKM_AES_CBC_PAD, body[..16].ToArray());
-        return ctx.Session.UnwrapKey(mechanism, kek, body[16..].ToArray(), template);
-    }
-
-    private static IObjectHandle OaepUnwrap(HsmContext ctx, IObjectHandle kek, ReadOnlySpan<byte> body, List<IObjectAttribute> template)
-    {
-        using var mechanism = OaepMechanism();
-        return ctx.Session.UnwrapKey(mechanism, kek, body.ToArray(), template);
     }
 
     private const int TagLength = 32;
