@@ -71,12 +71,15 @@ public class SeedCacheMissBenchmarks
         return _vault.ComputeHmac(_useB ? _b : _a, OtpHashMode.Sha1, _counter);
     }
 
-    /// <summary>Session (non-token) secret keys visible to this application: the unwrapped seeds.</summary>
+    /// <summary>
+    /// Session (non-token) secret keys visible to this application without a label: the unwrapped seeds (the session
+    /// copies of the token's keys carry their labels).
+    /// </summary>
     private static int UnwrappedSeedObjects(HsmConnection connection) => connection.Execute(ctx =>
         ctx.Session.FindAllObjects([
             HsmContext.Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
             HsmContext.Attribute(CKA.CKA_TOKEN, false),
-        ]).Count);
+        ]).Count(h => ctx.Session.GetAttributeValue(h, [CKA.CKA_LABEL])[0].GetValueAsString() is null or ""));
 
     private static WrappedSeed WrapFresh(SeedVault vault)
     {

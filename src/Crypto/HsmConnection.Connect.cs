@@ -135,7 +135,7 @@ public sealed partial class HsmConnection
             }
 
             cache = slot.OpenSession(SessionType.ReadWrite);
-            var keys = LoadKeys(main);
+            var keys = LoadKeys(main).WithSessionCopies(main, null);
             var info = slot.GetTokenInfo();
             _store.Locate(_options.SoftHsmConfig, info.SerialNumber);
             var generation = Interlocked.Increment(ref _generation);

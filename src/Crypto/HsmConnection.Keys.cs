@@ -242,11 +242,16 @@ public sealed partial class HsmConnection
         }
     }
 
-    /// <summary>Replaces the snapshot (caller holds the keys lock) and tells listeners when the versions changed.</summary>
+    /// <summary>
+    /// Replaces the snapshot (caller holds the keys lock) with <paramref name="fresh"/> and its session copies, destroys
+    /// the copies no longer used, and tells listeners when the versions changed.
+    /// </summary>
     private void Install(TokenState state, KeyRing fresh)
     {
         var previous = state.Keys;
+        fresh = fresh.WithSessionCopies(state.Main, previous);
         state.Keys = fresh;
+        previous.DestroyCopiesNotIn(fresh, state.Main);
         if (!previous.SameVersionsAs(fresh))
         {
             ThreadPool.QueueUserWorkItem(static c => c.KeysChanged?.Invoke(c, EventArgs.Empty), this, preferLocal: false);

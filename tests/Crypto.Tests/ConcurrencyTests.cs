@@ -73,7 +73,7 @@ public sealed class ConcurrencyTests(InitialisedToken token, ITestOutputHelper o
 
         // Then the HSM holds exactly the unwrapped seeds the cache knows: every evicted one was destroyed
         using var inspector = new TokenInspector(churn.Hsm);
-        var sessionObjects = inspector.SecretKeys(token: false).Count;
+        var sessionObjects = inspector.UnwrappedSeeds().Count;
         output.WriteLine($"cache holds {churn.Vault.CachedHandles}, HSM holds {sessionObjects} session objects");
         Assert.Equal(2, churn.Vault.CachedHandles);
         Assert.Equal(2, sessionObjects);

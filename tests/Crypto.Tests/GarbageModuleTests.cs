@@ -125,6 +125,40 @@ public sealed class GarbageModuleTests : IDisposable
         Assert.Equal(ReferenceHmacSha1(freshSeed, data), vault.ComputeHmac(fresh, OtpNet.OtpHashMode.Sha1, data));
     }
 
+    [Fact]
+    public void A_module_that_refuses_to_copy_keys_is_used_with_the_token_keys_themselves()
+    {
+        // Given a module that answers every C_CopyObject with CKR_ACTION_PROHIBITED
+        File.WriteAllText(_switch, "nocopy");
+        using var hsm = OpenThroughShim("CKM_AES_CBC_PAD");
+
+        // When the connection makes its keys and reads them again
+        hsm.InitializeKeys();
+        hsm.ReloadKeys();
+
+        // Then no copy exists and every key is used as the token object it is
+        using var inspector = new TokenInspector(hsm);
+        Assert.Empty(inspector.KeyCopies());
+        Assert.Equal(0, hsm.Execute(ctx => ctx.Keys.SessionCopies));
+        foreach (var purpose in KeyLabels.All)
+        {
+            var entry = hsm.Execute(ctx => ctx.Keys.CurrentEntry(purpose).Entry);
+            Assert.True(inspector.Bool(entry.Handle, Net.Pkcs11Interop.Common.CKA.CKA_TOKEN), purpose.ToString());
+            Assert.Same(entry.TokenHandle, entry.Handle);
+        }
+
+        // And seeds, seals and MACs all work with them
+        var vault = new SeedVault(hsm);
+        var seed = RandomNumberGenerator.GetBytes(20);
+        byte[] data = [0, 0, 0, 0, 0, 0, 0, 1];
+        Assert.Equal(ReferenceHmacSha1(seed, data), vault.ComputeHmac(vault.Wrap(seed), OtpNet.OtpHashMode.Sha1, data));
+        var sealer = new Sealer(hsm);
+        Assert.Equal([7, 8], sealer.Open(sealer.Seal([7, 8], "c"), "c"));
+        var mac = new HsmMac(hsm);
+        Assert.Equal(mac.Sign(KeyPurpose.Lookup, data).Mac, mac.Sign(KeyPurpose.Lookup, 1, data));
+        Assert.True(hsm.Probe());
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private HsmConnection OpenThroughShim(string sealMechanism = "CKM_AES_GCM")

@@ -84,7 +84,7 @@ public sealed class ModuleMatrixTests
         Assert.True(hsm.Probe(), module);
 
         // The RSA-OAEP seed KEK is a key pair (private half for unwrap, public half for wrap); elsewhere one AES key
-        var kek = session.FindAllObjects([Attr(CKA.CKA_LABEL, KeyLabels.Label(KeyPurpose.SeedKek, current[KeyPurpose.SeedKek]))]);
+        var kek = session.FindAllObjects([Attr(CKA.CKA_LABEL, KeyLabels.Label(KeyPurpose.SeedKek, current[KeyPurpose.SeedKek])), Attr(CKA.CKA_TOKEN, true)]);
         Assert.Equal(module == "p11-kit" ? 2 : 1, kek.Count);
     }
 

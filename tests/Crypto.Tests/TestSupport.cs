@@ -57,8 +57,15 @@ internal sealed class TokenInspector : IDisposable
     public List<IObjectHandle> SecretKeys(bool token) =>
         Session.FindAllObjects([Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attribute(CKA.CKA_TOKEN, token)]);
 
+    /// <summary>Session secret keys without a label: the seeds the connection unwrapped (its key copies carry their token key's label).</summary>
+    public List<IObjectHandle> UnwrappedSeeds() => SecretKeys(token: false).Where(h => Label(h) is null or "").ToList();
+
+    /// <summary>Session copies of the token's <c>devrift.*</c> keys, by label.</summary>
+    public List<(string Label, IObjectHandle Handle)> KeyCopies() =>
+        SecretKeys(token: false).Select(h => (Label: Label(h), Handle: h)).Where(c => c.Label is { Length: > 0 }).ToList();
+
     public IObjectHandle KeyByLabel(string label) =>
-        Assert.Single(Session.FindAllObjects([Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attribute(CKA.CKA_LABEL, label)]));
+        Assert.Single(Session.FindAllObjects([Attribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Attribute(CKA.CKA_TOKEN, true), Attribute(CKA.CKA_LABEL, label)]));
 
     public bool Bool(IObjectHandle key, CKA attribute) => Session.GetAttributeValue(key, [attribute])[0].GetValueAsBool();
 

@@ -8,7 +8,8 @@
  * it holds "hold", C_CreateObject, C_UnwrapKey and C_FindObjectsInit copy the template's values, wait 10 ms, and
  * answer the same way without calling the module when any value changed in the meantime: the caller must keep the
  * template's memory valid for the whole call (memory freed meanwhile is overwritten by malloc's free lists, which is
- * how SoftHSM2 came to see garbage). Built by test.sh with cc against p11-kit's pkcs11.h.
+ * how SoftHSM2 came to see garbage). While it holds "nocopy", C_CopyObject answers CKR_ACTION_PROHIBITED (what a module
+ * says of a key with CKA_COPYABLE false) without calling the module. Built by test.sh with cc against p11-kit's pkcs11.h.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -75,6 +76,15 @@ static CK_RV create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR template, CK_UL
   return target->C_CreateObject(s, template, count, object);
 }
 
+static CK_RV copy_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR template, CK_ULONG count,
+                         CK_OBJECT_HANDLE_PTR copy)
+{
+  char buffer[16];
+  mode(buffer);
+  if (strcmp(buffer, "nocopy") == 0) return CKR_ACTION_PROHIBITED;
+  return target->C_CopyObject(s, object, template, count, copy);
+}
+
 static CK_RV find_objects_init(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR template, CK_ULONG count)
 {
   if (changed_while_held(template, count)) return CKR_ATTRIBUTE_VALUE_INVALID;
@@ -137,6 +147,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
     list.C_WrapKey = wrap_key;
     list.C_UnwrapKey = unwrap_key;
     list.C_CreateObject = create_object;
+    list.C_CopyObject = copy_object;
     list.C_FindObjectsInit = find_objects_init;
   }
   *out = &list;
