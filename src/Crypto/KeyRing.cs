@@ -178,8 +178,7 @@ internal sealed class KeyRing
             return null; // CKA_COPYABLE false, or a module without C_CopyObject: the token object serves
         }
 
-        var attributes = on.GetAttributeValue(copy, [CKA.CKA_TOKEN, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE]);
-        if (!attributes[0].GetValueAsBool() && attributes[1].GetValueAsBool() && !attributes[2].GetValueAsBool())
+        if (!on.GetAttributeValue(copy, [CKA.CKA_TOKEN])[0].GetValueAsBool() && !Exposed(on, copy))
         {
             return copy;
         }

@@ -59,6 +59,7 @@ public sealed class SessionKeyCopyTests
         using var hsm = SoftHsmTokens.CreateInitialisedToken();
         using var inspector = new TokenInspector(hsm);
         var before = inspector.KeyCopies().Select(c => c.Handle.ObjectId).Order().ToList();
+        Assert.NotEmpty(before);
         var seedKek = hsm.Execute(ctx => ctx.Keys.Current(KeyPurpose.SeedKek).Handle.ObjectId);
 
         // When the key ring is read from the token again, many times
@@ -136,6 +137,7 @@ public sealed class SessionKeyCopyTests
         b.InitializeKeys();
         using var inspector = new TokenInspector(b);
         var bCopies = inspector.KeyCopies().Count;
+        Assert.NotEqual(0, bCopies);
         var a = HsmConnection.Open(options);
         Assert.Equal(2 * bCopies, inspector.KeyCopies().Count);
 
